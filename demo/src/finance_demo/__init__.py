@@ -1,0 +1,1 @@
+"""Reference data model of the AI Finance platform: schema migrations and a seed generator."""

@@ -1,0 +1,1 @@
+"""Business-metric exporters for the AI Finance platform."""

@@ -1,0 +1,112 @@
+"""Collector: turns the current Snapshot into fresh metric families on every scrape (no I/O)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from finance_exporter import selfmetrics as sm
+from finance_exporter.snapshot import QueryState, Snapshot
+from finance_exporter.values import Key, Values, format_float
+
+
+class SnapshotCollector:
+    """Exposes one snapshot; values older than their query's max_age are left out."""
+
+    def __init__(self, snapshot: Snapshot, now: float, monotonic_now: float) -> None:
+        self._snapshot = snapshot
+        self._now = now
+        self._monotonic_now = monotonic_now
+
+    def describe(self) -> list[Metric]:
+        """Nothing: registering must not trigger a refresh."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the business metrics, then the exporter's own."""
+        for state in self._snapshot.queries.values():
+            if not state.is_stale(self._now):
+                yield _family(state)
+        yield from self._self_metrics()
+
+    def _self_metrics(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(sm.UP, sm.UP_HELP, labels=["source"])
+        for source, is_up in sorted(self._snapshot.source_up.items()):
+            up.add_metric([source], 1.0 if is_up else 0.0)
+        yield up
+        success = GaugeMetricFamily(sm.QUERY_SUCCESS, sm.QUERY_SUCCESS_HELP, labels=["query"])
+        duration = GaugeMetricFamily(sm.QUERY_DURATION, sm.QUERY_DURATION_HELP, labels=["query"])
+        last = GaugeMetricFamily(
+            sm.QUERY_LAST_SUCCESS, sm.QUERY_LAST_SUCCESS_HELP, labels=["query"]
+        )
+        runs = CounterMetricFamily(sm.QUERY_RUNS, sm.QUERY_RUNS_HELP, labels=["query"])
+        errors = CounterMetricFamily(
+            sm.QUERY_ERRORS, sm.QUERY_ERRORS_HELP, labels=["query", "reason"]
+        )
+        skipped = CounterMetricFamily(
+            sm.SKIPPED_VALUES, sm.SKIPPED_VALUES_HELP, labels=["query", "reason"]
+        )
+        lag = GaugeMetricFamily(sm.WATERMARK_LAG, sm.WATERMARK_LAG_HELP, labels=["query"])
+        for name, state in sorted(self._snapshot.queries.items()):
+            success.add_metric([name], 1.0 if state.last_success else 0.0)
+            duration.add_metric([name], state.duration_seconds)
+            if state.loaded_at is not None:
+                last.add_metric([name], state.loaded_at)
+            runs.add_metric([name], float(state.runs_total))
+            for reason in sm.REFRESH_REASONS:
+                errors.add_metric([name, reason], float(state.errors_total.get(reason, 0)))
+            for reason, count in sorted(state.skipped_total.items()):
+                skipped.add_metric([name, reason], float(count))
+            if state.spec.incremental and state.watermark_since is not None:
+                lag.add_metric([name], max(self._now - state.watermark_since, 0.0))
+        yield from (success, duration, last, runs, errors, skipped, lag)
+        age = self._monotonic_now - self._snapshot.taken_at
+        if age != float("inf"):
+            yield GaugeMetricFamily(sm.SNAPSHOT_AGE, sm.SNAPSHOT_AGE_HELP, value=max(age, 0.0))
+
+
+def _family(state: QueryState) -> Metric:
+    metric = state.spec.metric
+    labels = list(metric.labels)
+    if metric.kind == "histogram":
+        histogram = HistogramMetricFamily(metric.name, metric.help, labels=labels)
+        for key, (buckets, total) in sorted(_histograms(state.values, metric.buckets).items()):
+            histogram.add_metric(list(key), buckets=buckets, sum_value=float(total))
+        return histogram
+    family: CounterMetricFamily | GaugeMetricFamily
+    if metric.kind == "counter":
+        family = CounterMetricFamily(metric.name, metric.help, labels=labels)
+    else:
+        family = GaugeMetricFamily(metric.name, metric.help, labels=labels)
+    for key, values in sorted(state.values.items()):
+        family.add_metric(list(key), float(values[0]))
+    return family
+
+
+def _histograms(
+    values: Mapping[Key, Values], bounds: tuple[float, ...]
+) -> dict[Key, tuple[list[tuple[str, float]], Decimal]]:
+    """Fold (labels..., le) -> (count, sum) rows into cumulative buckets at every declared bound."""
+    per_key: dict[Key, list[tuple[float, Decimal, Decimal]]] = defaultdict(list)
+    for key, (count, total) in values.items():
+        per_key[key[:-1]].append((float(key[-1]), count, total))
+    shaped: dict[Key, tuple[list[tuple[str, float]], Decimal]] = {}
+    for key, rows in per_key.items():
+        buckets = [
+            (
+                format_float(bound),
+                float(sum((c for le, c, _ in rows if le <= bound), Decimal(0))),
+            )
+            for bound in (*bounds, math.inf)
+        ]
+        shaped[key] = (buckets, sum((total for _, _, total in rows), Decimal(0)))
+    return shaped

@@ -1,0 +1,206 @@
+"""Runs each query of a refresh within its budget and folds the results into a new Snapshot."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from finance_exporter.aggregate import Totals, apply
+from finance_exporter.checkpoint import CheckpointStore, Entry, fingerprint
+from finance_exporter.errors import SourceError, SourceTimeoutError, SourceUnavailableError
+from finance_exporter.snapshot import Clock, QueryState, Snapshot
+from finance_exporter.sources.postgres import PostgresSource
+from finance_exporter.sources.redis import RedisSource
+from finance_exporter.spec import QuerySpec
+from finance_exporter.values import Shaped, cap_series, shape_redis, shape_rows
+
+logger = logging.getLogger(__name__)
+
+UNAVAILABLE = SourceUnavailableError.reason
+TIMEOUT = SourceTimeoutError.reason
+INTERNAL = "internal"
+DEADLINE = "deadline"  # the scrape's deadline left no time for this query
+
+# Below this budget a query is not started: it could not finish before the scrape deadline.
+MIN_QUERY_BUDGET_SECONDS = 0.05
+
+
+class QueryLoader:
+    """Loads every query from Postgres and Redis, keeping the previous value when one fails."""
+
+    def __init__(
+        self,
+        queries: Sequence[QuerySpec],
+        postgres: PostgresSource | None,
+        redis: RedisSource | None,
+        checkpoints: CheckpointStore,
+        clock: Clock,
+    ) -> None:
+        self._queries = tuple(queries)
+        self._postgres = postgres
+        self._redis = redis
+        self._checkpoints = checkpoints
+        self._clock = clock
+
+    def initial(self) -> Snapshot:
+        """The first snapshot: no values yet, incremental totals restored from the checkpoint."""
+        saved = self._checkpoints.load()
+        states: dict[str, QueryState] = {}
+        for spec in self._queries:
+            entry = saved.get(spec.name)
+            if spec.incremental and entry is not None and entry.fingerprint == fingerprint(spec):
+                states[spec.name] = QueryState(
+                    spec=spec, totals=entry.totals, database=entry.database
+                )
+            else:
+                states[spec.name] = QueryState(spec=spec)
+        return Snapshot.empty(states)
+
+    def load(self, previous: Snapshot, deadline: float) -> Snapshot:
+        """Run every query once, each bounded by its own timeout and the shared deadline."""
+        states: dict[str, QueryState] = {}
+        refused: set[str] = set()  # sources that refused a connection: skip their other queries
+        failed: set[str] = set()  # sources that refused or timed out during this refresh
+        answered: set[str] = set()
+        for spec in self._queries:
+            before = previous.queries[spec.name]
+            budget = min(spec.timeout_seconds, deadline - self._clock.monotonic())
+            reason: str | None
+            if spec.source in refused:
+                after, reason = before.failed(UNAVAILABLE), UNAVAILABLE
+            elif budget < MIN_QUERY_BUDGET_SECONDS:
+                after, reason = before.failed(DEADLINE), DEADLINE
+            else:
+                after, reason = self._run(before, budget)
+            if reason == UNAVAILABLE:
+                refused.add(spec.source)
+            if reason in (UNAVAILABLE, TIMEOUT):
+                failed.add(spec.source)
+            elif reason != DEADLINE:
+                answered.add(spec.source)
+            _log_transition(before, after, reason)
+            states[spec.name] = after
+        source_up = dict(previous.source_up)
+        source_up.update(dict.fromkeys(answered, True))
+        source_up.update(dict.fromkeys(failed, False))
+        self._save_checkpoint(previous, states)
+        return Snapshot(taken_at=self._clock.monotonic(), queries=states, source_up=source_up)
+
+    def _run(self, state: QueryState, budget: float) -> tuple[QueryState, str | None]:
+        """Run one query; return the new state and the failure reason (None on success)."""
+        spec = state.spec
+        started = self._clock.monotonic()
+        try:
+            if spec.source == "redis":
+                shaped, totals, database = self._read_redis(spec, budget), None, ""
+            elif spec.incremental:
+                shaped, totals, database = self._fold(state, budget)
+            else:
+                shaped, totals, database = self._read_postgres(spec, budget), None, ""
+        except SourceError as err:
+            logger.debug("query failed", extra={"query": spec.name, "error.message": str(err)})
+            return state.failed(err.reason, self._clock.monotonic() - started), err.reason
+        except Exception:
+            # A bug must not take /metrics down: count it, log it once, keep the previous value.
+            if state.last_success or state.runs_total == 0:
+                logger.exception("query crashed", extra={"query": spec.name})
+            return state.failed(INTERNAL, self._clock.monotonic() - started), INTERNAL
+        skipped = Counter(state.skipped_total)
+        skipped.update(shaped.skipped)
+        now = self._clock.time()
+        watermark_since = state.watermark_since
+        if totals is not None and (
+            state.totals is None or totals.watermark != state.totals.watermark
+        ):
+            watermark_since = now
+        after = replace(
+            state,
+            values=shaped.values if totals is None else totals.values,
+            loaded_at=now,
+            last_success=True,
+            duration_seconds=self._clock.monotonic() - started,
+            runs_total=state.runs_total + 1,
+            skipped_total=dict(skipped),
+            totals=totals,
+            database=database or state.database,
+            watermark_since=watermark_since,
+        )
+        return after, None
+
+    def _read_redis(self, spec: QuerySpec, budget: float) -> Shaped:
+        if self._redis is None or spec.redis is None:
+            raise SourceUnavailableError("redis is not configured")
+        replies = self._redis.fetch(spec.redis)
+        shaped = shape_redis(spec.metric, spec.redis, replies, self._clock.time())
+        return cap_series(shaped, spec.metric.max_series)
+
+    def _read_postgres(self, spec: QuerySpec, budget: float) -> Shaped:
+        postgres = self._require_postgres()
+        params: Mapping[str, object] = _extra_params(spec)
+        result = postgres.fetch(spec.sql, params, budget)
+        return cap_series(
+            shape_rows(spec.metric, result.columns, result.rows), spec.metric.max_series
+        )
+
+    def _fold(self, state: QueryState, budget: float) -> tuple[Shaped, Totals, str]:
+        postgres = self._require_postgres()
+        spec = state.spec
+        database = postgres.identity(budget)
+        totals = state.totals or Totals()
+        if state.database and state.database != database:
+            logger.warning(
+                "database changed, recounting", extra={"query": spec.name, "database": database}
+            )
+            totals = Totals()
+        params = {**_extra_params(spec), "low": str(totals.watermark)}
+        result = postgres.fetch(spec.sql, params, budget, incremental=True)
+        high = result.high if result.high is not None else totals.watermark
+        if high < totals.watermark:
+            # The database's transaction ids went back: it was restored or replaced.
+            logger.warning("watermark ahead of database, recounting", extra={"query": spec.name})
+            totals = Totals()
+            result = postgres.fetch(spec.sql, {**params, "low": "0"}, budget, incremental=True)
+            high = result.high or 0
+        batch = shape_rows(spec.metric, result.columns, result.rows)
+        fold = apply(totals, batch, high, spec.metric.max_series)
+        skipped = Counter(batch.skipped)
+        skipped.update(fold.skipped)
+        return Shaped(values=fold.totals.values, skipped=dict(skipped)), fold.totals, database
+
+    def _require_postgres(self) -> PostgresSource:
+        if self._postgres is None:
+            raise SourceUnavailableError("postgres is not configured")
+        return self._postgres
+
+    def _save_checkpoint(self, previous: Snapshot, states: Mapping[str, QueryState]) -> None:
+        changed = any(
+            state.totals is not None and state.totals != previous.queries[name].totals
+            for name, state in states.items()
+        )
+        if not changed:
+            return
+        entries = {
+            name: Entry(
+                fingerprint=fingerprint(state.spec), database=state.database, totals=state.totals
+            )
+            for name, state in states.items()
+            if state.totals is not None
+        }
+        try:
+            self._checkpoints.save(entries)
+        except OSError as err:
+            logger.warning("checkpoint not saved", extra={"error.message": str(err)})
+
+
+def _extra_params(spec: QuerySpec) -> dict[str, object]:
+    return {"buckets": list(spec.metric.buckets)} if spec.metric.buckets else {}
+
+
+def _log_transition(before: QueryState, after: QueryState, reason: str | None) -> None:
+    # Log changes of state only, not every scrape.
+    if reason is not None and (before.last_success or before.runs_total == 0):
+        logger.warning("query failing", extra={"query": after.spec.name, "reason": reason})
+    elif reason is None and not before.last_success and before.runs_total > 0:
+        logger.info("query recovered", extra={"query": after.spec.name})

@@ -1,0 +1,40 @@
+"""The exporter's own metric names and help texts."""
+
+from __future__ import annotations
+
+UP = "finance_exporter_up"
+UP_HELP = "1 if the datastore answered during the latest refresh, 0 if it refused or timed out."
+
+QUERY_SUCCESS = "finance_exporter_query_success"
+QUERY_SUCCESS_HELP = "1 if the query's latest run succeeded, else 0."
+
+QUERY_DURATION = "finance_exporter_query_duration_seconds"
+QUERY_DURATION_HELP = "Duration of the query's latest run."
+
+QUERY_LAST_SUCCESS = "finance_exporter_query_last_success_timestamp_seconds"
+QUERY_LAST_SUCCESS_HELP = "Unix time of the query's latest successful run."
+
+QUERY_RUNS = "finance_exporter_query_runs_total"
+QUERY_RUNS_HELP = "Runs of the query, successful or not."
+
+QUERY_ERRORS = "finance_exporter_query_errors_total"
+QUERY_ERRORS_HELP = (
+    "Failed runs of the query, by reason (unavailable, timeout, query, deadline, internal)."
+)
+
+SKIPPED_VALUES = "finance_exporter_skipped_values_total"
+SKIPPED_VALUES_HELP = (
+    "Values skipped as bad data, by query and reason (null, null_label, not_numeric, not_finite, "
+    "negative, wrong_type, missing, future_timestamp, series_limit)."
+)
+
+SNAPSHOT_AGE = "finance_exporter_snapshot_age_seconds"
+SNAPSHOT_AGE_HELP = "Seconds since the served snapshot was refreshed."
+
+WATERMARK_LAG = "finance_exporter_watermark_lag_seconds"
+WATERMARK_LAG_HELP = (
+    "Seconds since an incremental query's watermark last advanced; it grows while a long "
+    "transaction holds back the oldest-running-transaction horizon."
+)
+
+REFRESH_REASONS = ("unavailable", "timeout", "query", "deadline", "internal")

@@ -1,0 +1,1 @@
+"""Datastore sources: each runs one read under a timeout and returns rows or raises SourceError."""

@@ -1,0 +1,191 @@
+"""Shared fixtures: a real PostgreSQL cluster and Redis server, fresh databases, exporters."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from support.servers import PostgresServer, RedisServer
+
+from finance_demo.access import (
+    POSTGRES_EXPORTER_ROLE,
+    REDIS_EXPORTER_USER,
+    create_redis_exporter_user,
+    set_postgres_exporter_password,
+)
+from finance_demo.migrate import migrate
+from finance_exporter.cli import Exporter, build
+from finance_exporter.config import Options, load_settings
+from finance_exporter.snapshot import Clock, SystemClock
+
+TEMPLATE_DB = "reference_template"
+# A fixed "now" for seeded history, so expected values do not depend on when tests run.
+ANCHOR = datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Database:
+    """A fresh, migrated database: a superuser URL and the read-only exporter's URL."""
+
+    name: str
+    admin_url: str
+    exporter_url: str
+
+
+@dataclass(frozen=True)
+class RedisDb:
+    """The test Redis: an admin URL and the read-only exporter user's URL."""
+
+    admin_url: str
+    exporter_url: str
+
+
+def _tempdir(prefix: str) -> Path:
+    # Not under pytest's tmp dirs: those are 0700 and owned by root, and postgres must enter.
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session, with pg_stat_statements to count queries."""
+    root = _tempdir("finance-pg-")
+    root.chmod(0o755)
+    server = PostgresServer(root)
+    server.init()
+    with (server.data / "postgresql.conf").open("a") as conf:
+        conf.write("shared_preload_libraries = 'pg_stat_statements'\n")
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def exporter_password(postgres_server: PostgresServer) -> str:
+    """The read-only exporter role's password, set once for the cluster."""
+    password = secrets.token_urlsafe(16)
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    with psycopg.connect(postgres_server.url(dbname=TEMPLATE_DB), autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        set_postgres_exporter_password(conn, password)
+    return password
+
+
+@pytest.fixture
+def database(postgres_server: PostgresServer, exporter_password: str) -> Iterator[Database]:
+    """A fresh database cloned from the migrated template, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    yield Database(
+        name=name,
+        admin_url=postgres_server.url(dbname=name),
+        exporter_url=postgres_server.url(POSTGRES_EXPORTER_ROLE, exporter_password, name),
+    )
+    if postgres_server.pid is not None:
+        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_admin_url(database: Database) -> str:
+    """Superuser URL of a fresh, migrated, empty database."""
+    return database.admin_url
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Redis server for the session."""
+    root = _tempdir("finance-redis-")
+    server = RedisServer(root)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisServer) -> Iterator[RedisDb]:
+    """The Redis server emptied for this test, with the exporter's read-only ACL user."""
+    password = secrets.token_urlsafe(16)
+    client = redis.Redis.from_url(redis_server.url())
+    client.flushall()
+    create_redis_exporter_user(client, password)
+    yield RedisDb(
+        admin_url=redis_server.url(),
+        exporter_url=redis_server.url(REDIS_EXPORTER_USER, password),
+    )
+    client.close()
+
+
+@pytest.fixture
+def redis_url(redis_db: RedisDb) -> str:
+    """Admin URL of the emptied test Redis."""
+    return redis_db.admin_url
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a query file from YAML text and return its path."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / f"config-{uuid.uuid4().hex[:6]}.yml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+StartExporter = Callable[..., Exporter]
+
+
+@pytest.fixture
+def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
+    """Start exporters in this process on free ports; all are stopped after the test."""
+    running: list[tuple[Exporter, threading.Thread]] = []
+
+    def start(
+        name: str,
+        database_url: str | None,
+        redis_url: str | None,
+        clock: Clock | None = None,
+        config_file: Path | None = None,
+        checkpoint_dir: Path | None = None,
+    ) -> Exporter:
+        environ = {}
+        if database_url:
+            environ["DATABASE_URL"] = database_url
+        if redis_url:
+            environ["REDIS_URL"] = redis_url
+        settings = load_settings(
+            Options(
+                exporter=name,
+                environ=environ,
+                listen="127.0.0.1:0",
+                config_file=str(config_file) if config_file else None,
+                checkpoint_dir=str(checkpoint_dir or tmp_path / f"checkpoint-{name}"),
+            )
+        )
+        exporter = build(settings, clock or SystemClock())
+        thread = threading.Thread(target=exporter.server.serve_forever, daemon=True)
+        thread.start()
+        running.append((exporter, thread))
+        return exporter
+
+    yield start
+    for exporter, thread in running:
+        exporter.server.shutdown()
+        thread.join(timeout=10)
+        exporter.close()

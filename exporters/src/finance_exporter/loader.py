@@ -165,9 +165,8 @@ class QueryLoader:
             high = result.high or 0
         batch = shape_rows(spec.metric, result.columns, result.rows)
         fold = apply(totals, batch, high, spec.metric.max_series)
-        skipped = Counter(batch.skipped)
-        skipped.update(fold.skipped)
-        return Shaped(values=fold.totals.values, skipped=dict(skipped)), fold.totals, database
+        # fold.skipped holds the batch's bad values plus any series over the budget.
+        return Shaped(values=fold.totals.values, skipped=fold.skipped), fold.totals, database
 
     def _require_postgres(self) -> PostgresSource:
         if self._postgres is None:

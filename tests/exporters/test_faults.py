@@ -1,4 +1,4 @@
-"""Datastores stopped, slow, refusing or holding garbage: /metrics answers 200, quickly, and recovers."""
+"""Datastores stopped, slow, refusing or holding garbage: /metrics answers 200 and recovers."""
 
 from __future__ import annotations
 

@@ -320,9 +320,7 @@ queries:
         "signals", database.exporter_url, redis_db.exporter_url, config_file=config
     )
     samples = scrape(exporter)
-    assert by_label(samples, "finance_model_prediction_accuracy_ratio", "model") == {
-        ("xgboost",): 0.71
-    }
+    assert by_label(samples, "finance_prediction_accuracy_ratio", "model") == {("xgboost",): 0.71}
     assert by_label(samples, "finance_signals_generated_total", "strategy", "timeframe") == {
         ("breakout", "1h"): 4.0
     }

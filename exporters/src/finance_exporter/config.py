@@ -176,7 +176,7 @@ def apply_file(settings: Settings, path: Path) -> Settings:
         if not isinstance(raw, yamlfile.LinedMap):
             problems.append(ConfigProblem(file, line, f"queries.{name}", "expected a mapping"))
             continue
-        updated = _override(all_queries[name], raw, file, problems)
+        updated = _override(all_queries[name], raw, file, line, problems)
         if name in mine:
             queries = [q for q in queries if q.name != name]
             if raw.get("enabled", True) is not False:
@@ -200,7 +200,7 @@ def apply_file(settings: Settings, path: Path) -> Settings:
 
 
 def _override(
-    spec: QuerySpec, raw: yamlfile.LinedMap, file: str, problems: list[ConfigProblem]
+    spec: QuerySpec, raw: yamlfile.LinedMap, file: str, line: int, problems: list[ConfigProblem]
 ) -> QuerySpec:
     where = f"queries.{spec.name}"
     _unknown_keys(raw, _QUERY_KEYS, file, where, problems)
@@ -208,7 +208,7 @@ def _override(
         problems.append(
             ConfigProblem(file, raw.lines["enabled"], f"{where}.enabled", "expected true or false")
         )
-    changes: dict[str, object] = {"origin": f"{file}:{raw.line}"}
+    changes: dict[str, object] = {"origin": f"{file}:{line}"}
     for key in _NUMBER_KEYS:
         if key in raw:
             changes[key] = _positive(raw, key, file, where, problems)

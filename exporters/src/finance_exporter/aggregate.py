@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from finance_exporter.spec import MetricSpec
 from finance_exporter.values import Key, Shaped, Values, add_values, cap_series
 
 
@@ -24,15 +25,15 @@ class Fold:
     skipped: Mapping[str, int]
 
 
-def apply(totals: Totals, batch: Shaped, high: int, max_series: int) -> Fold:
+def apply(totals: Totals, batch: Shaped, high: int, metric: MetricSpec) -> Fold:
     """Add `batch`, the rows final in [totals.watermark, high), and move the watermark to `high`.
 
-    Keys already counted keep counting; a new key beyond `max_series` is dropped and counted as
-    skipped, so a misbehaving query cannot grow the exposition without bound.
+    Label sets already counted keep counting; a new one beyond the metric's `max_series` is
+    dropped and counted as skipped, so a misbehaving query cannot grow the exposition without bound.
     """
     if high < totals.watermark:
         raise ValueError(f"watermark cannot move back from {totals.watermark} to {high}")
-    capped = cap_series(batch, max_series, admitted=totals.values)
+    capped = cap_series(batch, metric, admitted=totals.values)
     merged: dict[Key, Values] = dict(totals.values)
     for key, values in capped.values.items():
         previous = merged.get(key)

@@ -134,15 +134,13 @@ class QueryLoader:
             raise SourceUnavailableError("redis is not configured")
         replies = self._redis.fetch(spec.redis)
         shaped = shape_redis(spec.metric, spec.redis, replies, self._clock.time())
-        return cap_series(shaped, spec.metric.max_series)
+        return cap_series(shaped, spec.metric)
 
     def _read_postgres(self, spec: QuerySpec, budget: float) -> Shaped:
         postgres = self._require_postgres()
         params: Mapping[str, object] = _extra_params(spec)
         result = postgres.fetch(spec.sql, params, budget)
-        return cap_series(
-            shape_rows(spec.metric, result.columns, result.rows), spec.metric.max_series
-        )
+        return cap_series(shape_rows(spec.metric, result.columns, result.rows), spec.metric)
 
     def _fold(self, state: QueryState, budget: float) -> tuple[Shaped, Totals, str]:
         postgres = self._require_postgres()
@@ -164,7 +162,7 @@ class QueryLoader:
             result = postgres.fetch(spec.sql, {**params, "low": "0"}, budget, incremental=True)
             high = result.high or 0
         batch = shape_rows(spec.metric, result.columns, result.rows)
-        fold = apply(totals, batch, high, spec.metric.max_series)
+        fold = apply(totals, batch, high, spec.metric)
         # fold.skipped holds the batch's bad values plus any series over the budget.
         return Shaped(values=fold.totals.values, skipped=fold.skipped), fold.totals, database
 

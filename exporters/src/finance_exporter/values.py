@@ -108,23 +108,24 @@ def shape_redis(
     return Shaped(values=values, skipped=dict(skipped))
 
 
-def cap_series(shaped: Shaped, limit: int, admitted: Mapping[Key, Values] | None = None) -> Shaped:
-    """Keep at most `limit` keys: those already `admitted` first, then new ones in sorted order."""
-    known = admitted or {}
-    if len(set(known) | set(shaped.values)) <= limit:
+def cap_series(
+    shaped: Shaped, metric: MetricSpec, admitted: Mapping[Key, Values] | None = None
+) -> Shaped:
+    """Keep at most `metric.max_series` label sets: those already `admitted`, then new ones sorted.
+
+    A histogram's rows are keyed by labels plus `le`; a series is the label set without it.
+    """
+    width = len(metric.labels)
+    known = {key[:width] for key in admitted or {}}
+    offered = {key[:width] for key in shaped.values}
+    if len(known | offered) <= metric.max_series:
         return shaped
-    room = limit - len(known)
-    kept: dict[Key, Values] = {}
-    dropped = 0
-    for key in sorted(shaped.values):
-        if key in known or room > 0:
-            if key not in known:
-                room -= 1
-            kept[key] = shaped.values[key]
-        else:
-            dropped += 1
+    room = max(metric.max_series - len(known), 0)
+    new = sorted(offered - known)
+    allowed = known | set(new[:room])
     skipped = Counter(shaped.skipped)
-    skipped[SERIES_LIMIT] += dropped
+    skipped[SERIES_LIMIT] += len(new) - len(new[:room])
+    kept = {key: values for key, values in shaped.values.items() if key[:width] in allowed}
     return Shaped(values=kept, skipped=dict(skipped))
 
 

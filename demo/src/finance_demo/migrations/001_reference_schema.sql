@@ -22,6 +22,17 @@ BEGIN
 END;
 $$;
 
+-- A final status is final: the counters counted it once, so it must not change afterwards (a
+-- refund is a new refunds row, not an edit of the payment).
+CREATE OR REPLACE FUNCTION keep_final_status() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%: row % has the final status %, it cannot become %',
+        TG_TABLE_NAME, OLD.id, OLD.status, NEW.status
+        USING ERRCODE = 'check_violation';
+END;
+$$;
+
 CREATE TABLE IF NOT EXISTS users (
     id             bigserial PRIMARY KEY,
     email          text NOT NULL UNIQUE,
@@ -69,9 +80,13 @@ CREATE TABLE IF NOT EXISTS payments (
 );
 CREATE INDEX IF NOT EXISTS payments_final_xid ON payments (final_xid) WHERE final_xid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS payments_created_at ON payments (created_at);
+CREATE INDEX IF NOT EXISTS payments_user_id ON payments (user_id);
 CREATE OR REPLACE TRIGGER payments_final_xid BEFORE INSERT OR UPDATE OF status ON payments
     FOR EACH ROW WHEN (NEW.final_xid IS NULL AND NEW.status IN ('succeeded', 'failed'))
     EXECUTE FUNCTION mark_final_xid('final_xid');
+CREATE OR REPLACE TRIGGER payments_keep_final BEFORE UPDATE OF status ON payments
+    FOR EACH ROW WHEN (OLD.final_xid IS NOT NULL AND NEW.status IS DISTINCT FROM OLD.status)
+    EXECUTE FUNCTION keep_final_status();
 
 CREATE TABLE IF NOT EXISTS refunds (
     id          bigserial PRIMARY KEY,
@@ -82,6 +97,7 @@ CREATE TABLE IF NOT EXISTS refunds (
     created_xid xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX IF NOT EXISTS refunds_created_xid ON refunds (created_xid);
+CREATE INDEX IF NOT EXISTS refunds_payment_id ON refunds (payment_id);
 
 CREATE TABLE IF NOT EXISTS signals (
     id                 bigserial PRIMARY KEY,
@@ -106,6 +122,9 @@ CREATE INDEX IF NOT EXISTS signals_closed_xid ON signals (closed_xid) WHERE clos
 CREATE OR REPLACE TRIGGER signals_closed_xid BEFORE INSERT OR UPDATE OF status ON signals
     FOR EACH ROW WHEN (NEW.closed_xid IS NULL AND NEW.status IN ('closed'))
     EXECUTE FUNCTION mark_final_xid('closed_xid');
+CREATE OR REPLACE TRIGGER signals_keep_final BEFORE UPDATE OF status ON signals
+    FOR EACH ROW WHEN (OLD.closed_xid IS NOT NULL AND NEW.status IS DISTINCT FROM OLD.status)
+    EXECUTE FUNCTION keep_final_status();
 
 -- One row per model evaluation run; the newest row per model is its current accuracy.
 CREATE TABLE IF NOT EXISTS model_evaluations (
@@ -165,13 +184,16 @@ CREATE INDEX IF NOT EXISTS orders_final_xid ON orders (final_xid) WHERE final_xi
 CREATE OR REPLACE TRIGGER orders_final_xid BEFORE INSERT OR UPDATE OF status ON orders
     FOR EACH ROW WHEN (NEW.final_xid IS NULL AND NEW.status IN ('filled', 'rejected', 'canceled', 'expired'))
     EXECUTE FUNCTION mark_final_xid('final_xid');
+CREATE OR REPLACE TRIGGER orders_keep_final BEFORE UPDATE OF status ON orders
+    FOR EACH ROW WHEN (OLD.final_xid IS NOT NULL AND NEW.status IS DISTINCT FROM OLD.status)
+    EXECUTE FUNCTION keep_final_status();
 
 -- An execution (fill) of an order; notional in USD.
 CREATE TABLE IF NOT EXISTS trades (
     id           bigserial PRIMARY KEY,
     order_id     bigint NOT NULL REFERENCES orders (id),
-    broker       text NOT NULL,
-    segment      text NOT NULL,
+    broker       text NOT NULL CHECK (broker IN ('alpaca', 'interactive_brokers', 'binance', 'oanda')),
+    segment      text NOT NULL CHECK (segment IN ('equity', 'crypto', 'forex', 'options')),
     quantity     numeric(20, 8) NOT NULL,
     price        numeric(20, 8) NOT NULL,
     notional_usd numeric(20, 2) NOT NULL CHECK (notional_usd >= 0),
@@ -179,3 +201,4 @@ CREATE TABLE IF NOT EXISTS trades (
     created_xid  xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX IF NOT EXISTS trades_created_xid ON trades (created_xid);
+CREATE INDEX IF NOT EXISTS trades_order_id ON trades (order_id);

@@ -15,12 +15,16 @@ die() {
 	exit 1
 }
 
-# Debian packages: PostgreSQL 15 and Redis servers for the fixtures, promtool for the exposition.
+# Debian packages: PostgreSQL 15 and Redis servers for the fixtures, promtool and amtool for the
+# configs, shellcheck for the scripts. The live-container tests install Docker themselves
+# (tests/live/docker-engine.sh).
 install_debian_packages() {
 	local -a missing=()
 	[[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql-15)
 	command -v redis-server >/dev/null || missing+=(redis-server)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+	command -v shellcheck >/dev/null || missing+=(shellcheck)
 	((${#missing[@]} == 0)) && return 0
 	if [[ ${EUID} -ne 0 ]] || ! command -v apt-get >/dev/null; then
 		die "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]}) and re-run"
@@ -59,7 +63,8 @@ main() {
 	step "mypy"
 	"${VENV}/bin/mypy" --no-error-summary
 	step "pytest"
-	"${VENV}/bin/pytest" "$@"
+	# The virtualenv first on PATH: the scripts under test call python3 and expect PyYAML.
+	PATH="${VENV}/bin:${PATH}" "${VENV}/bin/pytest" "$@"
 }
 
 main "$@"

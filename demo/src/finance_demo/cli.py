@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from finance_demo import stack
 from finance_demo.migrate import migrate
 from finance_demo.seed import MAX_PAYMENTS, MAX_SEED, SeedPlan, seed_postgres, seed_redis
 
@@ -78,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         "--anchor", type=_anchor, help="ISO 8601 'now' the history ends at (default: now)"
     )
     seed.add_argument("--json", action="store_true", help="print the counts as JSON")
+    keys = commands.add_parser("secrets", help="generate the stack's secrets into a folder")
+    keys.add_argument("folder", type=Path, help="where the secret files go (mode 0600)")
+    keys.add_argument("--chown", action="store_true", help="give each file to its reader's uid")
+    setup = commands.add_parser("setup", help="set up and seed the stack's demo datastores")
+    setup.add_argument("--secrets", type=Path, default=Path("/run/secrets"), help="secret files")
+    setup.add_argument("--payments", type=_payments, default=20_000, help="payment rows to seed")
     return parser
 
 
@@ -142,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         # argparse exits 2 on usage errors and 0 for --help; return it instead of raising.
         return exit_.code if isinstance(exit_.code, int) else 2
+    if args.command in ("secrets", "setup"):
+        return _stack(args)
     try:
         database_url = _setting(args.database_url, "DATABASE_URL", os.environ)
         redis_url = None
@@ -164,6 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("finance-demo: interrupted", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    """The Compose stack's one-off jobs (see stack.py)."""
+    try:
+        if args.command == "secrets":
+            report = stack.write_secrets(args.folder, os.environ, chown=args.chown)
+            _progress(
+                f"secrets in {args.folder}: created {len(report.created)}, kept {len(report.kept)}"
+            )
+        else:
+            stack.setup_demo(args.secrets, args.payments, _progress)
+    except (ValueError, psycopg.Error, redis.RedisError, OSError) as err:
+        print(f"finance-demo: error: {_first_line(err)}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,0 +1,195 @@
+"""The Compose stack's one-off jobs: generate its secrets, and set up the demo datastores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import redis
+from psycopg import sql
+
+from finance_demo.access import POSTGRES_EXPORTER_ROLE, set_postgres_exporter_password
+from finance_demo.migrate import migrate
+from finance_demo.seed import SeedPlan, seed_postgres, seed_redis
+
+# Who reads each secret inside the stack. A secret file is 0600, so it is owned by the uid of
+# the process that reads it: our images run as 10001, upstream Redis as 999, Elasticsearch,
+# Kibana and Logstash as 1000, Grafana as 472. Postgres and the Elasticsearch setup job start as
+# root and read anything.
+EXPORTERS_UID = 10001
+REDIS_UID = 999
+ELASTIC_UID = 1000
+GRAFANA_UID = 472
+
+GENERATED: dict[str, int] = {
+    "postgres_password": EXPORTERS_UID,
+    "exporter_pg_password": EXPORTERS_UID,
+    "postgres_exporter_password": EXPORTERS_UID,
+    "redis_admin_password": EXPORTERS_UID,
+    "exporter_redis_password": EXPORTERS_UID,
+    "redis_exporter_password": EXPORTERS_UID,
+    "grafana_admin_password": GRAFANA_UID,
+    "grafana_es_password": GRAFANA_UID,
+    "elastic_password": ELASTIC_UID,
+    "kibana_system_password": ELASTIC_UID,
+    "logstash_internal_password": ELASTIC_UID,
+}
+DERIVED: dict[str, int] = {
+    "redis_acl": REDIS_UID,
+    "redis_exporter_passwords": EXPORTERS_UID,
+    "exporter_database_url": EXPORTERS_UID,
+    "exporter_redis_url": EXPORTERS_UID,
+}
+DEMO_POSTGRES = "demo-postgres:5432"
+DEMO_DATABASE = "platform"
+DEMO_REDIS = "demo-redis:6379"
+POSTGRES_EXPORTER_ROLE_NAME = "postgres_exporter"
+
+Progress = Callable[[str], None]
+
+
+def _acl(name: str, password: str, rules: str) -> str:
+    # Only the SHA-256 of each password is written to the ACL file.
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return f"user {name} on #{digest} {rules}"
+
+
+def derive(values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The secrets computed from the generated ones (and from DATABASE_URL / REDIS_URL if set)."""
+    exporter_pg = quote(values["exporter_pg_password"], safe="")
+    exporter_redis = quote(values["exporter_redis_password"], safe="")
+    acl = [
+        # Unauthenticated clients may only ping (the healthcheck) and log in.
+        "user default on nopass resetchannels -@all +ping +auth +hello",
+        _acl("admin", values["redis_admin_password"], "~* &* +@all"),
+        _acl(
+            "finance_exporter",
+            values["exporter_redis_password"],
+            "resetchannels ~md:last_tick:* ~orders:queue:* ~signals:active:* "
+            "-@all +ping +mget +llen +scard +hello +auth",
+        ),
+        _acl(
+            "redis_exporter",
+            values["redis_exporter_password"],
+            "resetchannels ~* -@all +@read +@connection +info +config|get +client|list "
+            "+slowlog|get +latency|latest +memory|usage",
+        ),
+    ]
+    # redis_exporter reads a JSON map of Redis address to password.
+    exporter_passwords = {f"redis://{DEMO_REDIS}": values["redis_exporter_password"]}
+    return {
+        "redis_acl": "\n".join(acl) + "\n",
+        "redis_exporter_passwords": json.dumps(exporter_passwords) + "\n",
+        "exporter_database_url": environ.get("DATABASE_URL")
+        or f"postgresql://{POSTGRES_EXPORTER_ROLE}:{exporter_pg}@{DEMO_POSTGRES}/{DEMO_DATABASE}",
+        "exporter_redis_url": environ.get("REDIS_URL")
+        or f"redis://finance_exporter:{exporter_redis}@{DEMO_REDIS}/0",
+    }
+
+
+@dataclass(frozen=True)
+class SecretsReport:
+    """Which secret files were created and which were kept."""
+
+    created: list[str]
+    kept: list[str]
+
+
+def write_secrets(folder: Path, environ: Mapping[str, str], chown: bool) -> SecretsReport:
+    """Create missing secrets (kept forever after) and rewrite the derived ones; all 0600."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    created, kept, values = [], [], {}
+    for name in GENERATED:
+        path = folder / name
+        if path.exists() and path.read_text(encoding="utf-8").strip():
+            values[name] = path.read_text(encoding="utf-8").strip()
+            kept.append(name)
+        else:
+            values[name] = secrets.token_urlsafe(24)
+            created.append(name)
+    contents = {**{name: values[name] + "\n" for name in GENERATED}, **derive(values, environ)}
+    owners = {**GENERATED, **DERIVED}
+    for name, text in contents.items():
+        _write_private(folder / name, text, owners[name] if chown else None)
+    return SecretsReport(created=created, kept=kept)
+
+
+def _write_private(path: Path, text: str, uid: int | None) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    if uid is not None:
+        os.chown(tmp, uid, uid)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _read(folder: Path, name: str) -> str:
+    return (folder / name).read_text(encoding="utf-8").strip()
+
+
+def _connect_with_retry(
+    url: str, deadline: float, progress: Progress
+) -> psycopg.Connection[tuple[object, ...]]:
+    while True:
+        try:
+            return psycopg.connect(url, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            progress("waiting for postgres...")
+            time.sleep(2)
+
+
+def setup_demo(
+    secrets_dir: Path, payments: int, progress: Progress, timeout_seconds: float = 120
+) -> None:
+    """Migrate, create least-privilege roles, and seed the demo datastores once (idempotent)."""
+    superuser = quote(_read(secrets_dir, "postgres_password"), safe="")
+    admin_url = f"postgresql://postgres:{superuser}@{DEMO_POSTGRES}/{DEMO_DATABASE}"
+    with _connect_with_retry(admin_url, time.monotonic() + timeout_seconds, progress) as conn:
+        applied = migrate(conn)
+        progress(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
+        set_postgres_exporter_password(conn, _read(secrets_dir, "exporter_pg_password"))
+        _postgres_exporter_role(conn, _read(secrets_dir, "postgres_exporter_password"))
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM payments)").fetchone()
+        if row is not None and row[0]:
+            progress("demo data already seeded")
+            return
+        plan = SeedPlan(payments=payments)
+        counts = seed_postgres(conn, plan, progress)
+        progress(f"seeded postgres: {counts.get('payments', 0)} payments")
+        client = redis.Redis(
+            host=DEMO_REDIS.split(":")[0],
+            port=int(DEMO_REDIS.split(":")[1]),
+            username="admin",
+            password=_read(secrets_dir, "redis_admin_password"),
+            socket_timeout=30,
+        )
+        try:
+            seed_redis(client, conn, plan)
+        finally:
+            client.close()
+        progress("seeded redis")
+
+
+def _postgres_exporter_role(conn: psycopg.Connection[tuple[object, ...]], password: str) -> None:
+    """A monitoring role for postgres-exporter: pg_monitor, nothing else."""
+    role = sql.Identifier(POSTGRES_EXPORTER_ROLE_NAME)
+    exists = conn.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (POSTGRES_EXPORTER_ROLE_NAME,)
+    ).fetchone()
+    if not exists:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 3").format(role))
+    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
+    conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(role))

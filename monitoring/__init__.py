@@ -1,0 +1,1 @@
+"""Config as code and the helpers start-monitoring.sh calls (standard library, validate: PyYAML)."""

@@ -1,0 +1,283 @@
+"""Check every config of the stack offline (start-monitoring.sh validate).
+
+Each problem is printed as `[x] FILE[:LINE]: PROBLEM`; the exit status is 1 if any was found.
+The real tools decide where they exist (docker compose config, promtool, amtool); the rest is
+parsed here: YAML and JSON with their line numbers, Grafana uids, Logstash pipeline structure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - reported as a problem below
+    yaml = None  # type: ignore[assignment]
+
+TOOL_TIMEOUT_SECONDS = 120
+LOGSTASH_SECTIONS = {"input", "filter", "output"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid thing, where it is."""
+
+    file: str
+    line: int | None
+    text: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.text}"
+
+
+def _rel(root: Path, path: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def load_yaml(root: Path, path: Path, problems: list[Problem]) -> Any:
+    """Parse a YAML file; a syntax error becomes a problem with its line."""
+    if yaml is None:
+        problems.append(
+            Problem(_rel(root, path), None, "PyYAML missing: apt-get install python3-yaml")
+        )
+        return None
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else None
+        problems.append(Problem(_rel(root, path), line, f"invalid YAML: {err.problem}"))
+    except OSError as err:
+        problems.append(Problem(_rel(root, path), None, f"cannot read: {err.strerror}"))
+    return None
+
+
+def _run(root: Path, argv: list[str], file: Path) -> list[Problem]:
+    try:
+        result = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT_SECONDS,
+            check=False,
+            cwd=root,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return [Problem(_rel(root, file), None, f"{argv[0]} failed to run: {err}")]
+    if result.returncode == 0:
+        return []
+    output = (result.stderr + result.stdout).strip().splitlines()
+    detail = "; ".join(line.strip() for line in output if line.strip() and "SUCCESS" not in line)
+    return [Problem(_rel(root, file), None, f"{Path(argv[0]).name}: {detail}")]
+
+
+def check_compose(root: Path) -> list[Problem]:
+    """`docker compose config` with every profile, when Docker's CLI is installed."""
+    compose_file = root / "docker-compose.yml"
+    problems: list[Problem] = []
+    load_yaml(root, compose_file, problems)
+    if problems or shutil.which("docker") is None:
+        return problems
+    argv = [
+        "docker",
+        "compose",
+        "--project-directory",
+        str(root),
+        "--file",
+        str(compose_file),
+        "--profile",
+        "*",
+        "config",
+        "--quiet",
+    ]
+    return _run(root, argv, compose_file)
+
+
+def check_prometheus(root: Path) -> list[Problem]:
+    """promtool check config, which also checks every rule file it names."""
+    config = root / "prometheus" / "prometheus.yml"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return [
+            Problem(
+                _rel(root, config), None, "promtool not found: install Debian's prometheus package"
+            )
+        ]
+    return _run(root, [promtool, "check", "config", str(config)], config)
+
+
+def check_alertmanager(root: Path) -> list[Problem]:
+    """amtool check-config."""
+    config = root / "alertmanager" / "alertmanager.yml"
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        return [
+            Problem(
+                _rel(root, config),
+                None,
+                "amtool not found: install Debian's prometheus-alertmanager package",
+            )
+        ]
+    return _run(root, [amtool, "check-config", str(config)], config)
+
+
+def check_grafana(root: Path) -> list[Problem]:
+    """Provisioning parses, datasource uids are unique, dashboards parse and use known uids."""
+    problems: list[Problem] = []
+    uids: set[str] = set()
+    for path in sorted((root / "grafana" / "provisioning").rglob("*.yml")):
+        document = load_yaml(root, path, problems)
+        if not isinstance(document, dict):
+            continue
+        for source in document.get("datasources") or []:
+            uid = source.get("uid")
+            if not uid:
+                problems.append(
+                    Problem(_rel(root, path), None, f"datasource {source.get('name')!r} has no uid")
+                )
+            elif uid in uids:
+                problems.append(
+                    Problem(_rel(root, path), None, f"duplicate datasource uid {uid!r}")
+                )
+            uids.add(str(uid))
+    for path in sorted((root / "grafana" / "dashboards").rglob("*.json")):
+        try:
+            dashboard = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            problems.append(Problem(_rel(root, path), err.lineno, f"invalid JSON: {err.msg}"))
+            continue
+        for uid in sorted(set(_datasource_uids(dashboard)) - uids):
+            problems.append(
+                Problem(
+                    _rel(root, path),
+                    None,
+                    f"unknown datasource uid {uid!r}; provisioned: {', '.join(sorted(uids))}",
+                )
+            )
+    return problems
+
+
+def _datasource_uids(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        source = node.get("datasource")
+        if (
+            isinstance(source, dict)
+            and isinstance(source.get("uid"), str)
+            and not source["uid"].startswith("$")
+        ):
+            yield source["uid"]
+        for value in node.values():
+            yield from _datasource_uids(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _datasource_uids(value)
+
+
+def check_logstash(root: Path) -> list[Problem]:
+    """pipelines.yml names existing files; each pipeline has balanced braces and known sections."""
+    problems: list[Problem] = []
+    pipelines = root / "logstash" / "config" / "pipelines.yml"
+    load_yaml(root, root / "logstash" / "config" / "logstash.yml", problems)
+    for entry in load_yaml(root, pipelines, problems) or []:
+        inside = str(entry.get("path.config", ""))
+        local = root / "logstash" / "pipeline" / Path(inside).name
+        if not local.exists():
+            problems.append(
+                Problem(
+                    _rel(root, pipelines),
+                    None,
+                    f"pipeline file {inside} does not exist (looked for {_rel(root, local)})",
+                )
+            )
+    for path in sorted((root / "logstash" / "pipeline").glob("*.conf")):
+        problems.extend(_logstash_structure(root, path))
+    return problems
+
+
+def _logstash_structure(root: Path, path: Path) -> list[Problem]:
+    depth, opened = 0, []
+    quote: str | None = None
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw if quote else re.sub(r"#.*$", "", raw)
+        for index, char in enumerate(line):
+            if quote:
+                if char == quote and line[index - 1] != "\\":
+                    quote = None
+                continue
+            if char in "\"'":
+                quote = char
+            elif char == "{":
+                if depth == 0:
+                    section = line[:index].strip().split()[-1:] or [""]
+                    if section[0] not in LOGSTASH_SECTIONS:
+                        return [
+                            Problem(
+                                _rel(root, path),
+                                number,
+                                f"unknown section {section[0]!r}; expected input, filter or output",
+                            )
+                        ]
+                depth += 1
+                opened.append(number)
+            elif char == "}":
+                if depth == 0:
+                    return [Problem(_rel(root, path), number, "unbalanced '}'")]
+                depth -= 1
+                opened.pop()
+    if quote:
+        return [Problem(_rel(root, path), None, f"unterminated {quote} string")]
+    if depth:
+        return [Problem(_rel(root, path), opened[-1], "'{' is never closed")]
+    return []
+
+
+def check_elastic(root: Path) -> list[Problem]:
+    """Elasticsearch and Kibana settings parse as YAML mappings."""
+    problems: list[Problem] = []
+    for path in (root / "elasticsearch" / "elasticsearch.yml", root / "kibana" / "kibana.yml"):
+        document = load_yaml(root, path, problems)
+        if document is not None and not isinstance(document, dict):
+            problems.append(Problem(_rel(root, path), 1, "expected a mapping of settings"))
+    return problems
+
+
+CHECKS = {
+    "compose": check_compose,
+    "prometheus (promtool)": check_prometheus,
+    "alertmanager (amtool)": check_alertmanager,
+    "grafana": check_grafana,
+    "logstash": check_logstash,
+    "elasticsearch, kibana": check_elastic,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run every check, print one line per check and per problem, exit 1 on any problem."""
+    parser = argparse.ArgumentParser(prog="monitoring.validate")
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    root = parser.parse_args(argv).root.resolve()
+    color = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    ok, bad = ("\033[32m[+]\033[0m", "\033[31m[x]\033[0m") if color else ("[+]", "[x]")
+    failed = 0
+    for name, check in CHECKS.items():
+        problems = check(root)
+        failed += len(problems)
+        if not problems:
+            print(f"{ok} {name}: ok", file=sys.stderr)
+        for problem in problems:
+            print(f"{bad} {name}: {problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,213 @@
+"""Secure by default, checked offline: loopback-only ports, unpublished datastores, no committed
+secrets, 0600 secret files, non-root where the image allows."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.repo import ROOT, tracked_files
+
+from finance_demo.stack import DERIVED, GENERATED, derive, write_secrets
+
+DATASTORES = {"demo-postgres", "demo-redis", "elasticsearch-setup", "demo-setup"}
+# Services that keep root, each for a reason written beside it in docker-compose.yml.
+ROOT_ALLOWED = {
+    "secrets-init": "gives each secret file to its reader's uid",
+    "elasticsearch-setup": "reads secrets owned by other services' uids",
+    "cadvisor": "reads the host's cgroups and Docker state",
+    "uptime-kuma": "the image has no non-root mode",
+}
+# Images whose own USER is non-root (or that drop root themselves: postgres, redis).
+NON_ROOT_IMAGES = {
+    "prometheus",
+    "alertmanager",
+    "node-exporter",
+    "grafana",
+    "elasticsearch",
+    "logstash",
+    "kibana",
+    "jaeger",
+    "demo-postgres",
+    "demo-redis",
+    "demo-setup",
+}
+
+
+def compose_config(env: dict[str, str] | None = None) -> dict[str, object]:
+    result = subprocess.run(
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(ROOT),
+            "--profile",
+            "*",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+    config: dict[str, object] = json.loads(result.stdout)
+    return config
+
+
+def services(config: dict[str, object]) -> dict[str, dict[str, object]]:
+    found = config["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def test_every_published_port_is_on_loopback_by_default() -> None:
+    published = {
+        (name, port["published"], port.get("host_ip"))
+        for name, service in services(compose_config()).items()
+        for port in service.get("ports", [])  # type: ignore[union-attr]
+    }
+    assert len(published) >= 14
+    assert {host for _, _, host in published} == {"127.0.0.1"}
+
+
+def test_bind_address_opt_in_changes_every_port() -> None:
+    config = compose_config({"BIND_ADDRESS": "0.0.0.0"})
+    hosts = {
+        port.get("host_ip")
+        for service in services(config).values()
+        for port in service.get("ports", [])  # type: ignore[union-attr]
+    }
+    assert hosts == {"0.0.0.0"}
+
+
+def test_datastores_are_not_published() -> None:
+    for name in DATASTORES:
+        assert not services(compose_config())[name].get("ports"), name
+
+
+def test_every_long_running_service_has_a_healthcheck_memory_limit_and_log_rotation() -> None:
+    for name, service in services(compose_config()).items():
+        if name in {"secrets-init", "demo-setup", "elasticsearch-setup"}:
+            continue
+        assert service.get("mem_limit"), name
+        assert service.get("logging", {}).get("options", {}).get("max-size"), name  # type: ignore[union-attr]
+        assert service.get("restart") == "unless-stopped", name
+        if name != "redis-exporter":  # FROM scratch: Prometheus' up is its health
+            assert service.get("healthcheck", {}).get("test"), name  # type: ignore[union-attr]
+
+
+def test_root_only_where_needed() -> None:
+    for name, service in services(compose_config()).items():
+        user = str(service.get("user", ""))
+        if user.startswith("0"):
+            assert name in ROOT_ALLOWED, f"{name} runs as root without a stated reason"
+        elif not user and name not in NON_ROOT_IMAGES | set(ROOT_ALLOWED):
+            # Our own images declare USER 10001 in their Dockerfiles.
+            assert service.get("build"), f"{name}: no user and not known to run non-root"
+
+
+def test_our_images_declare_a_non_root_user() -> None:
+    for dockerfile in (ROOT / "exporters" / "Dockerfile", ROOT / "demo" / "Dockerfile"):
+        assert re.search(r"^USER 10001:10001$", dockerfile.read_text(), re.MULTILINE), dockerfile
+
+
+SECRET_PATTERNS = {
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "AWS key": re.compile(r"AKIA[0-9A-Z]{16}"),
+    "Slack token or webhook": re.compile(
+        r"xox[abpr]-[0-9A-Za-z-]{10,}|hooks\.slack\.com/services/T\w+"
+    ),
+    "GitHub token": re.compile(r"gh[pousr]_[0-9A-Za-z]{30,}"),
+    # A quoted literal assigned to a secret-like name, in any file.
+    "password literal": re.compile(
+        r"(?i)(password|passwd|secret|token|api_key)[\w.]*['\"]?\s*[:=]\s*['\"][^'\"$<{\s]{8,}['\"]"
+    ),
+}
+# In config files values are unquoted too: `password: s3cretvalue`.
+CONFIG_PATTERN = re.compile(
+    r"(?i)^\s*(?!secrets\s*:)[\w.]*(password|passwd|secret|token|api_key)[\w.]*\s*[:=]\s*"
+    r"[^\s$<{'\"#\[-]{8,}\s*$"
+)
+CONFIG_SUFFIXES = {".yml", ".yaml", ".env", ".conf", ".ini", ".example", ".json"}
+# Lines that name a secret's place, not its value.
+SCAN_EXCLUDE = re.compile(r"secrets/|/run/secrets|_FILE|PASSWORD_FILE")
+
+
+def scan(path: Path, text: str) -> list[str]:
+    """Every line of `text` that looks like a committed secret, as `path:line: kind`."""
+    findings = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if SCAN_EXCLUDE.search(line):
+            continue
+        kinds = [kind for kind, pattern in SECRET_PATTERNS.items() if pattern.search(line)]
+        if path.suffix in CONFIG_SUFFIXES and CONFIG_PATTERN.search(line):
+            kinds.append("password in config")
+        findings.extend(f"{path}:{number}: {kind}" for kind in kinds)
+    return findings
+
+
+def test_no_secret_is_committed() -> None:
+    findings = []
+    for path in tracked_files():
+        findings.extend(scan(path.relative_to(ROOT), path.read_text(errors="replace")))
+    assert findings == []
+
+
+def test_the_scan_finds_planted_secrets() -> None:
+    planted = "\n".join(
+        [
+            'GRAFANA_PASSWORD = "' + "hunter2" * 2 + '"',
+            "xoxb-" + "1234567890-abcdefghij",
+            "-----BEGIN RSA " + "PRIVATE KEY-----",
+        ]
+    )
+    assert [f.split(": ", 1)[1] for f in scan(Path("x.py"), planted)] == [
+        "password literal",
+        "Slack token or webhook",
+        "private key",
+    ]
+    config = "smtp_auth_password: " + "s3cr3t" * 2
+    assert scan(Path("alertmanager.yml"), config) == ["alertmanager.yml:1: password in config"]
+    assert scan(Path("x.yml"), "password: ${GRAFANA_PASSWORD}\npassword_file: /run/x") == []
+
+
+def test_generated_secrets_are_0600_in_a_0700_folder_and_kept_across_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    first = write_secrets(folder, {}, chown=False)
+    assert sorted(first.created) == sorted(GENERATED) and first.kept == []
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == sorted({*GENERATED, *DERIVED})
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    before = {p.name: p.read_text() for p in folder.iterdir()}
+    second = write_secrets(folder, {}, chown=False)
+    assert second.created == [] and sorted(second.kept) == sorted(GENERATED)
+    assert {p.name: p.read_text() for p in folder.iterdir()} == before
+    assert len({before[name] for name in GENERATED}) == len(GENERATED)  # all distinct
+
+
+def test_redis_acl_holds_only_password_hashes() -> None:
+    values = {name: f"pw-{name}" for name in GENERATED}
+    acl = derive(values, {})["redis_acl"]
+    for value in values.values():
+        assert value not in acl
+    assert "user default on nopass resetchannels -@all +ping +auth +hello" in acl
+
+
+@pytest.mark.parametrize(
+    ("variable", "secret"),
+    [("DATABASE_URL", "exporter_database_url"), ("REDIS_URL", "exporter_redis_url")],
+)
+def test_external_data_source_replaces_the_demo_url(variable: str, secret: str) -> None:
+    values = {name: "x" for name in GENERATED}
+    assert derive(values, {variable: "scheme://u:p@h/db"})[secret] == "scheme://u:p@h/db"
+    assert "demo-" in derive(values, {})[secret]

@@ -1,0 +1,118 @@
+"""`start-monitoring.sh validate` passes on the repository and names the file and problem of
+every config broken on purpose."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.repo import ROOT, copy_repo
+
+
+def validate(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(root / "start-monitoring.sh"), "validate"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_repository_configs_are_valid() -> None:
+    result = validate(ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("[+]") == 6 and "[x]" not in result.stderr
+
+
+def _replace(old: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert old in text, old
+        return text.replace(old, new, 1)
+
+    return edit
+
+
+BREAKAGES = {
+    "compose-unknown-key": (
+        "docker-compose.yml",
+        _replace(
+            "    mem_limit: ${PROMETHEUS_MEMORY:-1g}\n",
+            "    mem_limit: ${PROMETHEUS_MEMORY:-1g}\n    colour: blue\n",
+        ),
+        "docker-compose.yml: docker: ",
+    ),
+    "compose-bad-yaml": (
+        "docker-compose.yml",
+        _replace("name: ${COMPOSE_PROJECT_NAME", "name: [${COMPOSE_PROJECT_NAME"),
+        "docker-compose.yml:12: invalid YAML",
+    ),
+    "prometheus-unknown-field": (
+        "prometheus/prometheus.yml",
+        _replace("  scrape_interval: 15s", "  scrape_intervall: 15s"),
+        "prometheus/prometheus.yml: promtool: ",
+    ),
+    "prometheus-bad-rule": (
+        "prometheus/rules/broken.yml",
+        lambda _: (
+            "groups:\n  - name: x\n    rules:\n      - alert: Broken\n        expr: rate(x[5m]\n"
+        ),
+        "prometheus/prometheus.yml: promtool: ",
+    ),
+    "alertmanager-unknown-receiver": (
+        "alertmanager/alertmanager.yml",
+        _replace("  receiver: local", "  receiver: nobody"),
+        "alertmanager/alertmanager.yml: amtool: ",
+    ),
+    "grafana-duplicate-uid": (
+        "grafana/provisioning/datasources/datasources.yml",
+        _replace("    uid: alertmanager", "    uid: prometheus"),
+        "grafana/provisioning/datasources/datasources.yml: duplicate datasource uid 'prometheus'",
+    ),
+    "grafana-dashboard-json": (
+        "grafana/dashboards/sre/broken.json",
+        lambda _: '{\n  "title": "x",\n  "panels": [\n}\n',
+        "grafana/dashboards/sre/broken.json:4: invalid JSON",
+    ),
+    "grafana-dashboard-unknown-uid": (
+        "grafana/dashboards/sre/unknown.json",
+        lambda _: '{"panels": [{"datasource": {"type": "prometheus", "uid": "prom"}}]}\n',
+        "grafana/dashboards/sre/unknown.json: unknown datasource uid 'prom'",
+    ),
+    "logstash-unbalanced": (
+        "logstash/pipeline/main.conf",
+        _replace("    codec => json_lines\n  }", "    codec => json_lines\n"),
+        "logstash/pipeline/main.conf:3: '{' is never closed",
+    ),
+    "logstash-unknown-section": (
+        "logstash/pipeline/main.conf",
+        _replace("filter {", "filtre {"),
+        "logstash/pipeline/main.conf:13: unknown section 'filtre'",
+    ),
+    "elasticsearch-bad-yaml": (
+        "elasticsearch/elasticsearch.yml",
+        _replace("cluster.name: ai-finance", "cluster.name: [ai-finance"),
+        "elasticsearch/elasticsearch.yml:4: invalid YAML",
+    ),
+    "kibana-not-a-mapping": (
+        "kibana/kibana.yml",
+        lambda _: "- just\n- a list\n",
+        "kibana/kibana.yml:1: expected a mapping of settings",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BREAKAGES))
+def test_broken_config_fails_naming_file_and_problem(case: str, tmp_path: Path) -> None:
+    relative, edit, expected = BREAKAGES[case]
+    root = copy_repo(tmp_path / "repo")
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(edit(path.read_text() if path.exists() else ""))
+    result = validate(root)
+    assert result.returncode == 1, result.stderr
+    failures = [line for line in result.stderr.splitlines() if line.startswith("[x]")]
+    assert len(failures) == 1, result.stderr
+    assert expected in failures[0], failures[0]

@@ -1,0 +1,71 @@
+"""A Docker engine, the Debian base image and the stand-in images for the live-container tests.
+
+No registry is reachable on the development and CI machines (DESIGN.md §8), so the engine is
+Debian's dockerd started by tests/live/docker-engine.sh, and Prometheus, Alertmanager, Postgres,
+Redis and the exporters' neighbours run as stand-in images built from Debian packages
+(tests/live/images/). The stack's own images are built from their real Dockerfiles.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+LIVE = Path(__file__).resolve().parent
+STANDINS = {
+    "PROMETHEUS_IMAGE": "prometheus",
+    "ALERTMANAGER_IMAGE": "alertmanager",
+    "NODE_EXPORTER_IMAGE": "node-exporter",
+    "POSTGRES_IMAGE": "postgres",
+    "POSTGRES_EXPORTER_IMAGE": "postgres-exporter",
+    "REDIS_IMAGE": "redis",
+    "REDIS_EXPORTER_IMAGE": "redis-exporter",
+}
+BASE_IMAGE = "ai-finance/debian:bookworm"
+
+
+def _script(*argv: str, timeout: int) -> str:
+    result = subprocess.run(
+        [str(LIVE / argv[0]), *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    """Our own Docker engine (installed and started if needed), with Compose and the base image."""
+    if os.geteuid() != 0:
+        pytest.fail("the live tests start their own dockerd and need root")
+    lines = _script("docker-engine.sh", "start", timeout=600).strip().splitlines()
+    host = lines[-1].removeprefix("DOCKER_HOST=")
+    previous = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    _script("docker-engine.sh", "compose", timeout=600)
+    _script("docker-engine.sh", "base-image", timeout=900)
+    yield host
+    if previous is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = previous
+
+
+@pytest.fixture(scope="session")
+def standin_env(docker_host: str) -> dict[str, str]:
+    """Environment that points the compose file's image variables at the stand-ins."""
+    _script("images/build.sh", timeout=1800)
+    env = {variable: f"ai-finance-standin/{name}:test" for variable, name in STANDINS.items()}
+    env["BASE_IMAGE"] = BASE_IMAGE
+    env["EXPORTERS_IMAGE"] = "ai-finance/exporters:test"
+    env["TOOLS_IMAGE"] = "ai-finance/tools:test"
+    env["DOCKER_HOST"] = docker_host
+    return env

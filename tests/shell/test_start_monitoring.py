@@ -1,0 +1,123 @@
+"""start-monitoring.sh without a stack: help, usage errors, dry runs, lint, and a missing engine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from support.repo import ROOT
+
+SCRIPT = ROOT / "start-monitoring.sh"
+COMMANDS = ("start", "stop", "restart", "status", "health", "logs", "validate")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_shellcheck_is_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck not found: install Debian's shellcheck"
+    scripts = [
+        SCRIPT,
+        ROOT / "tests/run.sh",
+        ROOT / "elasticsearch/setup/setup.sh",
+        ROOT / "tests/live/docker-engine.sh",
+        ROOT / "tests/live/images/build.sh",
+    ]
+    result = subprocess.run(
+        [shellcheck, "-x", "--enable=all", "--exclude=SC2310,SC2311,SC2312", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_help_lists_every_command_and_exits_0() -> None:
+    result = run("help")
+    assert result.returncode == 0 and result.stderr == ""
+    for command in COMMANDS:
+        assert f"\n  {command}" in result.stdout
+    assert "Exit status: 0 success, 1 failure, 2 usage error." in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_its_own_help(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: ./start-monitoring.sh {command}")
+
+
+def test_unknown_command_is_a_usage_error_on_stderr() -> None:
+    result = run("launch")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.rstrip().endswith("[x] unknown command: launch")
+
+
+def test_start_with_arguments_is_a_usage_error() -> None:
+    result = run("start", "now")
+    assert result.returncode == 2
+    assert "start takes no arguments" in result.stderr
+
+
+def test_start_without_a_docker_engine_fails_fast_saying_what_to_do() -> None:
+    result = run("start", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.returncode == 1
+    assert "cannot reach the Docker engine at unix:///nonexistent/docker.sock" in result.stderr
+    assert "start it" in result.stderr
+
+
+def test_start_without_docker_installed_says_how_to_get_it(tmp_path: os.PathLike[str]) -> None:
+    # A PATH with bash and the basic tools but no docker.
+    bin_dir = os.path.join(tmp_path, "bin")
+    os.mkdir(bin_dir)
+    for tool in ("bash", "dirname", "cat", "awk", "tr", "python3"):
+        found = shutil.which(tool)
+        assert found
+        os.symlink(found, os.path.join(bin_dir, tool))
+    result = run("start", env={"PATH": bin_dir})
+    assert result.returncode == 1
+    assert "docker not found: install Docker Engine" in result.stderr
+
+
+def test_dry_run_shows_the_compose_command() -> None:
+    docker = shutil.which("docker")
+    assert docker, "docker CLI not found"
+    result = run(
+        "logs",
+        "prometheus",
+        env={
+            "DRY_RUN": "1",
+            "DOCKER_HOST": os.environ.get(
+                "DOCKER_HOST", "unix:///run/ai-finance-docker/docker.sock"
+            ),
+        },
+    )
+    if result.returncode != 0 and "cannot reach the Docker engine" in result.stderr:
+        pytest.fail("the Docker engine for the live tests is not running")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "arg=docker",
+        "arg=compose",
+        "arg=--project-directory",
+        f"arg={ROOT}",
+        "arg=--file",
+        f"arg={ROOT}/docker-compose.yml",
+        "arg=--profile",
+        "arg=*",
+        "arg=logs",
+        "arg=--tail",
+        "arg=200",
+        "arg=prometheus",
+    ]

@@ -8,6 +8,8 @@
 # image is skipped; --force rebuilds without the build cache. Each build runs under a time limit
 # with a progress line on stderr every PROGRESS_EVERY seconds; its output goes to a log file that
 # is printed in part, and kept, when it fails. The tags are printed on stdout, one a line.
+# Stand-in images a rebuild left untagged are pruned when no container uses them. smoke.sh
+# beside this script runs each image against its upstream contract.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -37,7 +39,8 @@ usage() {
 Usage: tests/live/images/build.sh [--force] [NAME...]
 
 Build the stand-in images (tag ${TAG_PREFIX}/NAME:${TAG_SUFFIX}) from ${DEFAULT_BASE_IMAGE}
-with Debian's packages. NAME is one of: ${ALL_IMAGES[*]} (default: all of them).
+with Debian's packages. NAME (default: all of them) is one of:
+  ${ALL_IMAGES[*]}
 
   --force     Rebuild, without the build cache, even an image that is up to date.
   -h, --help  This text.
@@ -126,7 +129,8 @@ build_one() {
     log="${LOG_DIR}/${name}.log"
     info "building ${tag} from ${BASE_IMAGE} (limit ${BUILD_TIMEOUT}s)"
     started="${SECONDS}"
-    timeout --kill-after=30 "${BUILD_TIMEOUT}" docker build "${args[@]}" \
+    # --force-rm: a failed step leaves no stopped container behind.
+    timeout --kill-after=30 "${BUILD_TIMEOUT}" docker build --force-rm "${args[@]}" \
         --build-arg "BASE_IMAGE=${BASE_IMAGE}" --label "${HASH_LABEL}=${digest}" \
         --tag "${tag}" "${dir}" >"${log}" 2>&1 &
     pid=$!
@@ -181,6 +185,9 @@ main() {
     for name in "${names[@]}"; do
         build_one "${name}" "${force}" || failed+=("${name}")
     done
+    # Images a rebuild superseded: untagged, labelled as stand-ins, used by no container.
+    docker image prune --force --filter "label=${HASH_LABEL}" >/dev/null 2>&1 ||
+        warn "could not prune superseded stand-in images"
     if ((${#failed[@]} > 0)); then
         die "failed: ${failed[*]} (logs kept in ${LOG_DIR})"
     fi

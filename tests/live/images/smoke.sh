@@ -63,7 +63,7 @@ fail() {
 check() {
     local what="$1"
     shift
-    if "$@"; then pass "${what}"; else fail "${what}"; fi
+    if "$@" >/dev/null; then pass "${what}"; else fail "${what}"; fi
 }
 
 random_secret() { od -An -tx1 -N12 /dev/urandom | tr -d ' \n'; }

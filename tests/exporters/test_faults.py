@@ -84,6 +84,21 @@ def both_running(stack: Stack) -> Stack:
     return stack
 
 
+@pytest.fixture
+def revenue(
+    both_running: Stack, start_exporter: StartExporter, write_config: Callable[[str], Path]
+) -> tuple[Stack, Exporter]:
+    """The revenue exporter on the module's stack, after one good scrape."""
+    exporter = start_exporter(
+        "revenue",
+        both_running.pg_url,
+        both_running.redis_url,
+        config_file=write_config(FAST_REFRESH),
+    )
+    assert up(timed_scrape(exporter)[0]) == {"postgres": 1.0}
+    return both_running, exporter
+
+
 def timed_scrape(exporter: Exporter) -> tuple[Samples, float]:
     started = time.monotonic()
     samples = scrape(exporter, headers=SCRAPE_TIMEOUT)
@@ -110,14 +125,9 @@ def exporter_connections(stack: Stack) -> int:
 
 
 def test_postgres_stopped_answers_fast_with_up_zero_then_recovers_without_restart(
-    both_running: Stack, start_exporter: StartExporter, write_config: Callable[[str], Path]
+    revenue: tuple[Stack, Exporter],
 ) -> None:
-    stack = both_running
-    exporter = start_exporter(
-        "revenue", stack.pg_url, stack.redis_url, config_file=write_config(FAST_REFRESH)
-    )
-    samples, _ = timed_scrape(exporter)
-    assert up(samples) == {"postgres": 1.0}
+    stack, exporter = revenue
     stack.postgres.stop()
 
     first, elapsed = timed_scrape(exporter)
@@ -139,13 +149,9 @@ def test_postgres_stopped_answers_fast_with_up_zero_then_recovers_without_restar
 
 
 def test_locked_table_times_out_within_the_scrape_deadline_then_recovers(
-    both_running: Stack, start_exporter: StartExporter, write_config: Callable[[str], Path]
+    revenue: tuple[Stack, Exporter],
 ) -> None:
-    stack = both_running
-    exporter = start_exporter(
-        "revenue", stack.pg_url, stack.redis_url, config_file=write_config(FAST_REFRESH)
-    )
-    timed_scrape(exporter)
+    stack, exporter = revenue
     with stack.admin() as locker:
         with locker.transaction():
             locker.execute("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
@@ -161,14 +167,8 @@ def test_locked_table_times_out_within_the_scrape_deadline_then_recovers(
     assert set(success.values()) == {1.0}
 
 
-def test_refused_login_is_unavailable_then_recovers(
-    both_running: Stack, start_exporter: StartExporter, write_config: Callable[[str], Path]
-) -> None:
-    stack = both_running
-    exporter = start_exporter(
-        "revenue", stack.pg_url, stack.redis_url, config_file=write_config(FAST_REFRESH)
-    )
-    timed_scrape(exporter)
+def test_refused_login_is_unavailable_then_recovers(revenue: tuple[Stack, Exporter]) -> None:
+    stack, exporter = revenue
     with stack.admin() as conn:
         conn.execute("ALTER ROLE finance_exporter NOLOGIN")
         conn.execute(

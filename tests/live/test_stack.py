@@ -370,53 +370,52 @@ def _no_resources_left(project: str, env: dict[str, str]) -> None:
     assert project_resources(project, env) == {"containers": [], "networks": [], "volumes": []}
 
 
-def test_start_with_a_port_taken_fails_fast_and_changes_nothing(
-    standin_env: dict[str, str], tmp_path: Path
-) -> None:
-    project = f"aif-port-{uuid.uuid4().hex[:6]}"
-    env = stack_env(standin_env, project)
-    root = copy_repo(tmp_path / "repo")
+def _failed_start(
+    standin_env: dict[str, str],
+    root: Path,
+    prefix: str,
+    busy_port: str | None = None,
+    **overrides: str,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Run `start` on a copy of the repository where it must fail; check it changed nothing."""
+    project = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    env = {**stack_env(standin_env, project), **overrides}
+    copy_repo(root)
     with socket.socket() as busy:
-        busy.bind(("127.0.0.1", int(env["ALERTMANAGER_PORT"])))
-        busy.listen()
+        if busy_port is not None:
+            busy.bind(("127.0.0.1", int(env[busy_port])))
+            busy.listen()
         result = subprocess.run(
             [str(root / "start-monitoring.sh"), "start"],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
             env={**os.environ, **env},
         )
-    assert result.returncode == 1
-    assert (
-        f"port {env['ALERTMANAGER_PORT']} on 127.0.0.1 (for alertmanager) is already in use"
-        in result.stderr
-    )
-    assert "set ALERTMANAGER_PORT in .env" in result.stderr
+    assert result.returncode == 1, result.stderr
     assert not (root / "secrets").exists()
     _no_resources_left(project, env)
+    return result, env
+
+
+def test_start_with_a_port_taken_fails_fast_and_changes_nothing(
+    standin_env: dict[str, str], tmp_path: Path
+) -> None:
+    result, env = _failed_start(standin_env, tmp_path, "aif-port", busy_port="ALERTMANAGER_PORT")
+    port = env["ALERTMANAGER_PORT"]
+    assert f"port {port} on 127.0.0.1 (for alertmanager) is already in use" in result.stderr
+    assert "set ALERTMANAGER_PORT in .env" in result.stderr
 
 
 def test_start_with_an_unpullable_image_names_it_and_the_fix(
     standin_env: dict[str, str], tmp_path: Path
 ) -> None:
-    project = f"aif-pull-{uuid.uuid4().hex[:6]}"
-    env = stack_env(standin_env, project)
-    env["NODE_EXPORTER_IMAGE"] = "registry.invalid/node-exporter:v0"
-    root = copy_repo(tmp_path / "repo")
-    result = subprocess.run(
-        [str(root / "start-monitoring.sh"), "start"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **env},
+    result, _ = _failed_start(
+        standin_env, tmp_path, "aif-pull", NODE_EXPORTER_IMAGE="registry.invalid/node-exporter:v0"
     )
-    assert result.returncode == 1
     assert "cannot pull registry.invalid/node-exporter:v0 for node-exporter" in result.stderr
     assert "set NODE_EXPORTER_IMAGE in .env" in result.stderr
-    assert not (root / "secrets").exists()
-    _no_resources_left(project, env)
 
 
 def test_teardown_leaves_nothing_behind(standin_env: dict[str, str], stack: Stack) -> None:

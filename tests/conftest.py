@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
+from support.datastores import Database, RedisDb, StartExporter, tempdir
 from support.servers import PostgresServer, RedisServer
 
 from finance_demo.access import (
@@ -29,36 +27,12 @@ from finance_exporter.config import Options, load_settings
 from finance_exporter.snapshot import Clock, SystemClock
 
 TEMPLATE_DB = "reference_template"
-# A fixed "now" for seeded history, so expected values do not depend on when tests run.
-ANCHOR = datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass(frozen=True)
-class Database:
-    """A fresh, migrated database: a superuser URL and the read-only exporter's URL."""
-
-    name: str
-    admin_url: str
-    exporter_url: str
-
-
-@dataclass(frozen=True)
-class RedisDb:
-    """The test Redis: an admin URL and the read-only exporter user's URL."""
-
-    admin_url: str
-    exporter_url: str
-
-
-def _tempdir(prefix: str) -> Path:
-    # Not under pytest's tmp dirs: those are 0700 and owned by root, and postgres must enter.
-    return Path(tempfile.mkdtemp(prefix=prefix))
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL cluster for the session, with pg_stat_statements to count queries."""
-    root = _tempdir("finance-pg-")
+    root = tempdir("finance-pg-")
     root.chmod(0o755)
     server = PostgresServer(root)
     server.init()
@@ -108,7 +82,7 @@ def pg_admin_url(database: Database) -> str:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One Redis server for the session."""
-    root = _tempdir("finance-redis-")
+    root = tempdir("finance-redis-")
     server = RedisServer(root)
     server.start()
     yield server
@@ -146,9 +120,6 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
-
-
-StartExporter = Callable[..., Exporter]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import Database
+from support.datastores import Database
 
 
 def _one(conn: psycopg.Connection[tuple[object, ...]], sql: str) -> object:

@@ -11,7 +11,7 @@ import time
 import urllib.error
 from pathlib import Path
 
-from conftest import Database, RedisDb
+from support.datastores import Database, RedisDb
 from support.exposition import fetch, parse
 from support.servers import free_port
 

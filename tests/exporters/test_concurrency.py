@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from conftest import Database, RedisDb, StartExporter
+from support.datastores import Database, RedisDb, StartExporter
 from support.exposition import scrape
 
 from finance_exporter.domains import DOMAINS

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from conftest import Database, RedisDb, StartExporter
+from support.datastores import Database, RedisDb, StartExporter
 from support.exposition import Samples, by_label, scrape
 
 FAST_REFRESH = "min_interval_seconds: 0.001\n"

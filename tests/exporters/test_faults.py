@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from conftest import Database, RedisDb, StartExporter, _tempdir
+from support.datastores import Database, RedisDb, StartExporter, tempdir
 from support.exposition import Samples, by_label, scrape
 from support.servers import PostgresServer, RedisServer
 
@@ -63,7 +63,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    root = _tempdir("finance-faults-")
+    root = tempdir("finance-faults-")
     root.chmod(0o755)
     own = Stack(root)
     own.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 import redis
-from conftest import Database, RedisDb
+from support.datastores import Database, RedisDb
 
 WRITES = (
     "INSERT INTO users (email, tier) VALUES ('intruder@example.com', 'pro')",

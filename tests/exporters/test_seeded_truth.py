@@ -16,7 +16,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 import redis
-from conftest import ANCHOR, Database, RedisDb, StartExporter
+from support.datastores import ANCHOR, Database, RedisDb, StartExporter
 from support.exposition import by_label, fetch, metrics_url, parse
 
 from finance_demo.seed import SeedPlan, seed_postgres, seed_redis

@@ -1,0 +1,56 @@
+"""Write every generated file (python -m monitoring generate); deterministic, byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitoring.inventory import Inventory
+from monitoring.slo import HEADER, service_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+SLO_DIR = Path("prometheus/rules/slo")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, multi-line strings as literal blocks, insertion order kept."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(document: Any) -> str:
+    """YAML text of `document`, the same every time."""
+    text: str = yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100
+    )
+    return text
+
+
+def render(inventory: Inventory) -> dict[Path, str]:
+    """Every generated file, by path relative to the repository root."""
+    files = {}
+    for service in inventory.services:
+        files[SLO_DIR / f"{service.name}.rules.yml"] = HEADER + dump(
+            service_rules(inventory, service)
+        )
+    return files
+
+
+def write(root: Path, files: dict[Path, str]) -> list[Path]:
+    """Write `files` under `root`, removing generated files no longer produced."""
+    for directory in {root / path.parent for path in files}:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.yml"):
+            if stale.relative_to(root) not in files:
+                stale.unlink()
+    for path, text in files.items():
+        (root / path).write_text(text, encoding="utf-8")
+    return sorted(files)

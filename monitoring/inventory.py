@@ -1,0 +1,134 @@
+"""monitoring/inventory.yml into frozen dataclasses; impossible rows are rejected here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+INVENTORY = Path(__file__).resolve().parent / "inventory.yml"
+_DURATION = re.compile(r"^(\d+)(m|h|d)$")
+_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+class InventoryError(ValueError):
+    """The inventory is invalid; the message says which entry and why."""
+
+
+def seconds(duration: str) -> int:
+    """Seconds in a Prometheus duration of one unit (5m, 1h, 30d)."""
+    match = _DURATION.match(duration)
+    if not match:
+        raise InventoryError(f"bad duration {duration!r}: expected e.g. 5m, 1h, 3d")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class BurnRate:
+    """One row of the multi-window, multi-burn-rate table."""
+
+    burn: str
+    severity: str
+    long: str
+    short: str
+    factor: float
+    for_: str
+
+
+@dataclass(frozen=True)
+class Service:
+    """A platform service and its SLO targets."""
+
+    name: str
+    team: str
+    availability: float
+    latency_seconds: float
+    latency_objective: float
+    error_rate: float
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything the generators and checks read."""
+
+    runbook_base: str
+    grafana_url: str
+    teams: dict[str, str]
+    dashboards: dict[str, dict[str, str]]
+    slo_window: str
+    services: tuple[Service, ...]
+    burn_rates: tuple[BurnRate, ...]
+    min_request_rate: float
+
+    def dashboard_uids(self) -> set[str]:
+        """Every dashboard uid an alert may link to."""
+        return set(self.dashboards) | {f"services-{s.name}" for s in self.services}
+
+
+def _service(name: str, raw: dict[str, Any], teams: dict[str, str]) -> Service:
+    service = Service(
+        name=name,
+        team=str(raw["team"]),
+        availability=float(raw["availability"]),
+        latency_seconds=float(raw["latency_seconds"]),
+        latency_objective=float(raw["latency_objective"]),
+        error_rate=float(raw["error_rate"]),
+    )
+    if service.team not in teams:
+        raise InventoryError(f"service {name}: unknown team {service.team!r}")
+    for field in ("availability", "latency_objective"):
+        if not 0 < getattr(service, field) < 1:
+            raise InventoryError(f"service {name}: {field} must be between 0 and 1")
+    return service
+
+
+def load(path: Path = INVENTORY) -> Inventory:
+    """Read and check the inventory."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    teams = {name: str(team["receiver"]) for name, team in raw["teams"].items()}
+    services = tuple(_service(n, s, teams) for n, s in raw["services"].items())
+    rates = tuple(
+        BurnRate(
+            burn=str(r["burn"]),
+            severity=str(r["severity"]),
+            long=str(r["long"]),
+            short=str(r["short"]),
+            factor=float(r["factor"]),
+            for_=str(r["for"]),
+        )
+        for r in raw["burn_rates"]
+    )
+    inventory = Inventory(
+        runbook_base=str(raw["runbook_base"]).rstrip("/"),
+        grafana_url=str(raw["grafana_url"]).rstrip("/"),
+        teams=teams,
+        dashboards={uid: dict(d) for uid, d in raw["dashboards"].items()},
+        slo_window=str(raw["slo_window"]),
+        services=services,
+        burn_rates=rates,
+        min_request_rate=float(raw["min_request_rate"]),
+    )
+    check(inventory)
+    return inventory
+
+
+def check(inventory: Inventory) -> None:
+    """Reject rows no alert could ever satisfy, and windows in the wrong order."""
+    for rate in inventory.burn_rates:
+        if seconds(rate.short) >= seconds(rate.long):
+            raise InventoryError(f"burn {rate.burn}: short window must be shorter than long")
+        for service in inventory.services:
+            for slo, objective in (
+                ("availability", service.availability),
+                ("latency", service.latency_objective),
+            ):
+                # An error ratio cannot exceed 1: such an alert could never fire.
+                if rate.factor * (1 - objective) >= 1:
+                    raise InventoryError(
+                        f"service {service.name} {slo} objective {objective}: burn {rate.burn} "
+                        f"needs an error ratio of {rate.factor * (1 - objective):.3g} (> 1), "
+                        "so it could never fire; raise the objective or lower the factor"
+                    )

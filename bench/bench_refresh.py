@@ -22,8 +22,6 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.servers import PostgresServer
-
 from finance_demo.migrate import migrate
 from finance_demo.seed import SeedPlan, seed_postgres
 from finance_exporter.checkpoint import CheckpointStore
@@ -31,6 +29,7 @@ from finance_exporter.domains import DOMAINS
 from finance_exporter.loader import QueryLoader
 from finance_exporter.snapshot import SystemClock
 from finance_exporter.sources.postgres import PostgresSource
+from support.servers import PostgresServer
 
 INCREMENTAL_ROUNDS = 5
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from support.datastores import Database, RedisDb, StartExporter, tempdir
-from support.servers import PostgresServer, RedisServer
 
 from finance_demo.access import (
     POSTGRES_EXPORTER_ROLE,
@@ -25,6 +23,8 @@ from finance_demo.migrate import migrate
 from finance_exporter.cli import Exporter, build
 from finance_exporter.config import Options, load_settings
 from finance_exporter.snapshot import Clock, SystemClock
+from support.datastores import Database, RedisDb, StartExporter, tempdir
+from support.servers import PostgresServer, RedisServer
 
 TEMPLATE_DB = "reference_template"
 

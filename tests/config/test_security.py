@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.repo import ROOT, tracked_files
 
 from finance_demo.stack import DERIVED, GENERATED, derive, write_secrets
+from support.repo import ROOT, tracked_files
 
 DATASTORES = {"demo-postgres", "demo-redis", "elasticsearch-setup", "demo-setup"}
 # Services that keep root, each for a reason written beside it in docker-compose.yml.

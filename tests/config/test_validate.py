@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from support.repo import ROOT, copy_repo
 
 
@@ -63,7 +64,7 @@ BREAKAGES = {
     ),
     "alertmanager-unknown-receiver": (
         "alertmanager/alertmanager.yml",
-        _replace("  receiver: local", "  receiver: nobody"),
+        _replace("  receiver: sre\n", "  receiver: nobody\n"),
         "alertmanager/alertmanager.yml: amtool: ",
     ),
     "grafana-duplicate-uid": (

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from support.datastores import Database, RedisDb, StartExporter
-from support.exposition import scrape
 
 from finance_exporter.domains import DOMAINS
+from support.datastores import Database, RedisDb, StartExporter
+from support.exposition import scrape
 
 SCRAPERS = 24
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+
 from support.datastores import Database, RedisDb, StartExporter
 from support.exposition import Samples, by_label, scrape
 

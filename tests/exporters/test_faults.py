@@ -11,9 +11,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from support.datastores import Database, RedisDb, StartExporter, tempdir
-from support.exposition import Samples, by_label, scrape
-from support.servers import PostgresServer, RedisServer
 
 from finance_demo.access import (
     create_redis_exporter_user,
@@ -21,6 +18,9 @@ from finance_demo.access import (
 )
 from finance_demo.migrate import migrate
 from finance_exporter.cli import Exporter
+from support.datastores import Database, RedisDb, StartExporter, tempdir
+from support.exposition import Samples, by_label, scrape
+from support.servers import PostgresServer, RedisServer
 
 FAST_REFRESH = "min_interval_seconds: 0.001\n"
 SCRAPE_TIMEOUT = {"X-Prometheus-Scrape-Timeout-Seconds": "3"}

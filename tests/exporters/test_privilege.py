@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 import redis
+
 from support.datastores import Database, RedisDb
 
 WRITES = (

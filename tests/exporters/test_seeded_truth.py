@@ -16,12 +16,12 @@ from decimal import Decimal
 import psycopg
 import pytest
 import redis
-from support.datastores import ANCHOR, Database, RedisDb, StartExporter
-from support.exposition import by_label, fetch, metrics_url, parse
 
 from finance_demo.seed import SeedPlan, seed_postgres, seed_redis
 from finance_exporter.domains import DOMAINS
 from finance_exporter.spec import MetricSpec
+from support.datastores import ANCHOR, Database, RedisDb, StartExporter
+from support.exposition import by_label, fetch, metrics_url, parse
 
 PAYMENTS = 20_000
 Expected = dict[tuple[str, ...], float]

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.repo import copy_repo
-from support.servers import free_port
 
 from finance_demo.stack import DERIVED, GENERATED
+from support.repo import copy_repo
+from support.servers import free_port
 
 PORTS = (
     "PROMETHEUS_PORT",

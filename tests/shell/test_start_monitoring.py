@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from support.repo import ROOT
 
 SCRIPT = ROOT / "start-monitoring.sh"

@@ -3,6 +3,7 @@ every config broken on purpose."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,15 @@ def _replace(old: str, new: str) -> Callable[[str], str]:
     return edit
 
 
+def _sub(pattern: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        changed, count = re.subn(pattern, new, text, count=1, flags=re.MULTILINE)
+        assert count == 1, pattern
+        return changed
+
+    return edit
+
+
 BREAKAGES = {
     "compose-unknown-key": (
         "docker-compose.yml",
@@ -64,7 +74,7 @@ BREAKAGES = {
     ),
     "alertmanager-unknown-receiver": (
         "alertmanager/alertmanager.yml",
-        _replace("  receiver: sre\n", "  receiver: nobody\n"),
+        _sub(r"^  receiver: \S+$", "  receiver: nobody"),
         "alertmanager/alertmanager.yml: amtool: ",
     ),
     "grafana-duplicate-uid": (

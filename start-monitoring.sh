@@ -7,6 +7,7 @@ ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 readonly ROOT
 readonly DRY_RUN="${DRY_RUN:-0}"
 readonly WAIT_TIMEOUT="${WAIT_TIMEOUT:-600}"
+readonly DRILL_TIMEOUT="${DRILL_TIMEOUT:-30}"
 readonly SECRETS_DIR="${ROOT}/secrets"
 # Elasticsearch refuses to start below this (its bootstrap check).
 readonly MIN_MAP_COUNT=262144
@@ -100,12 +101,14 @@ Commands:
   health [--json]   probe each component's own health endpoint; exit 1 if any is unhealthy
   logs [SERVICE]    the last log lines of every service, or of one (-f to follow)
   validate          check every config offline: compose, Prometheus, Alertmanager, Grafana, Logstash
+  drill [--json]    fire a synthetic alert through Alertmanager; confirm delivery and resolution
   help [COMMAND]    this text, or a command's own (also: COMMAND --help)
 
 Environment (also read from .env; every variable is described in .env.example):
   COMPOSE_PROFILES  what runs (now: ${PROFILES}); "demo" adds the embedded datastores
   BIND_ADDRESS      host address for published ports (now: ${BIND_ADDRESS})
   WAIT_TIMEOUT      seconds to wait for health on start (now: ${WAIT_TIMEOUT})
+  DRILL_TIMEOUT     seconds each drill step may wait (now: ${DRILL_TIMEOUT})
   DRY_RUN=1         print the docker compose commands instead of running them
 
 Examples:
@@ -113,6 +116,7 @@ Examples:
   COMPOSE_PROFILES=demo ./start-monitoring.sh start     # metrics only, with the demo datastores
   ./start-monitoring.sh health --json | jq .
   ./start-monitoring.sh logs revenue-exporter -f
+  ./start-monitoring.sh drill
 
 Exit status: 0 success, 1 failure, 2 usage error.
 EOF
@@ -155,6 +159,23 @@ Check every config offline: docker compose config, promtool check config (rules 
 amtool check-config, Grafana provisioning and dashboards, Logstash pipelines, Elasticsearch and
 Kibana settings. Each problem names the file and, where the tool gives it, the line.
 Exit status: 0 all valid, 1 a config is invalid.
+EOF
+}
+
+usage_drill() {
+	cat <<EOF
+Usage: ./start-monitoring.sh drill [--json]
+
+Prove the alerting path end to end on the running stack: post a synthetic alert (MonitoringDrill,
+severity warning, team sre, category meta, service alertmanager, a unique drill_id) to
+Alertmanager's API on its published port, check it is routed to the drill receiver, wait until
+the local alert-sink has received it, then resolve it and wait for the resolution too. Each step
+prints a [+] line on stderr; --json also prints a summary object on stdout. Every wait polls once
+a second for at most DRILL_TIMEOUT=${DRILL_TIMEOUT}s. Drills never reach Slack or PagerDuty: their
+receiver is always the alert-sink (docs/alerting.md).
+
+Environment: ALERTMANAGER_PORT, ALERT_SINK_PORT, BIND_ADDRESS, DRILL_TIMEOUT.
+Exit status: 0 delivered and resolved, 1 a step failed, 2 usage error.
 EOF
 }
 
@@ -423,11 +444,190 @@ cmd_validate() {
 	helper validate --root "${ROOT}"
 }
 
+# ---- drill ---------------------------------------------------------------------------------
+
+readonly DRILL_RECEIVER=drill
+
+# One HTTP request (a JSON body makes it a POST); prints the response body. curl where it is
+# installed, else Python's urllib, which exits with curl's codes: 7 nothing listening, 28 timed
+# out, 22 an HTTP error status.
+http_request() {
+	local url=$1 body=${2-}
+	if command -v curl >/dev/null 2>&1; then
+		local -a argv=(curl --silent --show-error --fail --max-time 5)
+		[[ -n ${body} ]] && argv+=(--header 'Content-Type: application/json' --data-binary "${body}")
+		"${argv[@]}" "${url}"
+		return
+	fi
+	python3 -c '
+import socket, sys, urllib.error, urllib.request
+url, body = sys.argv[1], sys.argv[2].encode()
+headers = {"Content-Type": "application/json"} if body else {}
+try:
+    with urllib.request.urlopen(urllib.request.Request(url, body or None, headers), timeout=5) as r:
+        sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as err:
+    print(f"HTTP {err.code} from {url}", file=sys.stderr)
+    sys.exit(22)
+except (urllib.error.URLError, OSError) as err:
+    reason = getattr(err, "reason", err)
+    sys.exit(28 if isinstance(reason, (TimeoutError, socket.timeout)) else 7)
+' "${url}" "${body}"
+}
+
+http_failure() {
+	case "$1" in
+	7) printf 'is not listening' ;;
+	22) printf 'answered with an HTTP error' ;;
+	28) printf 'timed out' ;;
+	*) printf 'failed (exit %s)' "$1" ;;
+	esac
+}
+
+# The drill alert as Alertmanager's API takes it: firing for 10 minutes, or resolved now.
+drill_alert() {
+	local drill_id=$1 state=$2 started=$3
+	python3 -c '
+import json, sys
+from datetime import datetime, timedelta, timezone
+drill_id, state, started = sys.argv[1], sys.argv[2], int(sys.argv[3])
+now = datetime.now(timezone.utc)
+end = now + timedelta(minutes=10) if state == "firing" else now
+print(json.dumps([{
+    "labels": {
+        "alertname": "MonitoringDrill", "severity": "warning", "team": "sre",
+        "category": "meta", "service": "alertmanager", "drill_id": drill_id,
+    },
+    "annotations": {
+        "summary": "monitoring drill " + drill_id,
+        "description": "A synthetic alert from ./start-monitoring.sh drill; nothing is wrong.",
+    },
+    "startsAt": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+    "endsAt": end.isoformat(),
+    "generatorURL": "http://localhost/start-monitoring.sh/drill",
+}]))
+' "${drill_id}" "${state}" "${started}"
+}
+
+# Reads JSON on stdin. "receivers": the receivers Alertmanager routed the listed alerts to;
+# "firing" or "resolved": the alert-sink path that received the drill in that state, if any.
+drill_parse() {
+	python3 -c '
+import json, sys
+mode, drill_id = sys.argv[1], sys.argv[2]
+data = json.load(sys.stdin)
+if mode == "receivers":
+    print(",".join(sorted({r["name"] for a in data for r in a.get("receivers", [])})))
+    sys.exit(0)
+for entry in data:
+    body = entry.get("body")
+    alerts = body.get("alerts", []) if isinstance(body, dict) else []
+    if any(a.get("status") == mode and a.get("labels", {}).get("drill_id") == drill_id
+           for a in alerts):
+        print(entry["path"])
+        break
+' "$@"
+}
+
+drill_fail() {
+	local json=$1 step=$2
+	shift 2
+	fail "$*"
+	if ((json == 1)); then
+		printf '{"ok": false, "step": "%s"}\n' "${step}"
+	fi
+	exit 1
+}
+
+# Where a drill waited in vain: the two services' last log lines, and what to try next.
+drill_diagnose() {
+	local logs
+	if command -v docker >/dev/null 2>&1 &&
+		logs="$(compose logs --no-color --tail 20 alertmanager alert-sink 2>/dev/null)"; then
+		fail "last log lines of alertmanager and alert-sink:"
+		printf '%s\n' "${logs}" >&2
+	fi
+	fail "next: ./start-monitoring.sh health, then ./start-monitoring.sh logs alertmanager"
+}
+
+# poll every 1s, at most DRILL_TIMEOUT seconds, until the alert-sink holds the drill in `state`;
+# prints "<path> <seconds waited>".
+wait_for_drill() {
+	local sink=$1 drill_id=$2 state=$3 started=${SECONDS} listed path="" rc=0
+	while ((SECONDS - started < DRILL_TIMEOUT)); do
+		rc=0
+		listed="$(http_request "${sink}/notifications?receiver=${DRILL_RECEIVER}" 2>/dev/null)" || rc=$?
+		if ((rc == 0)); then
+			path="$(drill_parse "${state}" "${drill_id}" <<<"${listed}")" || path=""
+			if [[ -n ${path} ]]; then
+				printf '%s %s\n' "${path}" "$((SECONDS - started))"
+				return 0
+			fi
+		fi
+		sleep 1
+	done
+	((rc == 0)) || fail "alert-sink at ${sink} $(http_failure "${rc}")"
+	return 1
+}
+
+cmd_drill() {
+	wants_help "$@" && {
+		usage_drill
+		return 0
+	}
+	local json=0 arg
+	for arg in "$@"; do
+		case "${arg}" in
+		--json) json=1 ;;
+		*)
+			usage_drill >&2
+			die 2 "unknown drill option: ${arg}"
+			;;
+		esac
+	done
+	local host=${BIND_ADDRESS/0.0.0.0/127.0.0.1}
+	local am sink started drill_id rc=0 receivers="" delivered resolved
+	am="http://${host}:$(env_setting ALERTMANAGER_PORT 9093)"
+	sink="http://${host}:$(env_setting ALERT_SINK_PORT 9095)"
+	started="$(date +%s)"
+	drill_id="drill-$(date -u +%Y%m%dT%H%M%SZ)-${RANDOM}"
+
+	http_request "${am}/api/v2/alerts" "$(drill_alert "${drill_id}" firing "${started}")" >/dev/null || rc=$?
+	((rc == 0)) || drill_fail "${json}" post \
+		"Alertmanager at ${am} $(http_failure "${rc}"): is the stack running? ./start-monitoring.sh status"
+	info "posted MonitoringDrill (drill_id=${drill_id}) to Alertmanager at ${am}"
+
+	receivers="$(http_request "${am}/api/v2/alerts?filter=drill_id%3D%22${drill_id}%22" |
+		drill_parse receivers "${drill_id}")" || true
+	[[ ${receivers} == "${DRILL_RECEIVER}" ]] || drill_fail "${json}" route \
+		"routed to '${receivers}', expected ${DRILL_RECEIVER}: check the MonitoringDrill route in alertmanager/alertmanager.yml"
+	info "routed to ${receivers}"
+
+	if ! delivered="$(wait_for_drill "${sink}" "${drill_id}" firing)"; then
+		drill_diagnose
+		drill_fail "${json}" deliver "not delivered to alert-sink at ${sink} within ${DRILL_TIMEOUT}s"
+	fi
+	info "delivered to alert-sink (${delivered% *}) after ${delivered##* }s"
+
+	http_request "${am}/api/v2/alerts" "$(drill_alert "${drill_id}" resolved "${started}")" >/dev/null || rc=$?
+	((rc == 0)) || drill_fail "${json}" resolve "Alertmanager at ${am} $(http_failure "${rc}") when resolving"
+	info "resolution posted (endsAt now)"
+	if ! resolved="$(wait_for_drill "${sink}" "${drill_id}" resolved)"; then
+		drill_diagnose
+		drill_fail "${json}" resolve "the resolution did not reach alert-sink within ${DRILL_TIMEOUT}s"
+	fi
+	info "resolved: alert-sink (${resolved% *}) got the resolution after ${resolved##* }s"
+	if ((json == 1)); then
+		printf '{"ok": true, "drill_id": "%s", "receiver": "%s", "path": "%s", "delivered_after_seconds": %s, "resolved_after_seconds": %s}\n' \
+			"${drill_id}" "${receivers}" "${delivered% *}" "${delivered##* }" "${resolved##* }"
+	fi
+}
+
 main() {
 	local subcommand="${1:-help}"
 	shift $(($# > 0))
 	case "${subcommand}" in
-	start | stop | restart | status | health | logs | validate)
+	start | stop | restart | status | health | logs | validate | drill)
 		"cmd_${subcommand}" "$@"
 		;;
 	help | -h | --help)

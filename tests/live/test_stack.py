@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -23,13 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from finance_demo.stack import DERIVED, GENERATED
+from finance_demo.stack import ALERTING, ALERTING_FOLDER, DERIVED, GENERATED
 from support.repo import copy_repo
 from support.servers import free_port
 
 PORTS = (
     "PROMETHEUS_PORT",
     "ALERTMANAGER_PORT",
+    "ALERT_SINK_PORT",
     "REVENUE_EXPORTER_PORT",
     "SIGNALS_EXPORTER_PORT",
     "PORTFOLIO_EXPORTER_PORT",
@@ -46,6 +48,7 @@ TARGET_SERVICES = {
     "postgres-exporter": "postgres-exporter",
     "redis-exporter": "redis-exporter",
     "grafana": "grafana",
+    "elasticsearch-exporter": "elasticsearch-exporter",
     "jaeger": "jaeger",
 }
 
@@ -126,10 +129,22 @@ def stack_env(standin_env: dict[str, str], project: str) -> dict[str, str]:
     return env
 
 
+def shorten_alertmanager_timings(path: Path) -> None:
+    """Only the default route's timings differ in the test copy: a group is first sent after 5s
+    (not 30s) and updated, resolutions included, after 10s (not 5m), so the end-to-end alert test
+    takes minutes, not quarter hours. Routing, grouping and inhibition are the repository's."""
+    text = path.read_text()
+    text, waits = re.subn(r"(?m)^  group_wait: 30s$", "  group_wait: 5s", text)
+    text, intervals = re.subn(r"(?m)^  group_interval: 5m$", "  group_interval: 10s", text)
+    assert (waits, intervals) == (1, 1), "the default route's timings moved; update this test"
+    path.write_text(text)
+
+
 @pytest.fixture(scope="module")
 def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     project = f"aif-test-{uuid.uuid4().hex[:8]}"
     root = copy_repo(tmp_path_factory.mktemp("stack"))
+    shorten_alertmanager_timings(root / "alertmanager" / "alertmanager.yml")
     env = stack_env(standin_env, project)
     started = subprocess.run(
         [str(root / "start-monitoring.sh"), "start"],
@@ -238,6 +253,7 @@ def test_health_agrees_and_speaks_json(stack: Stack) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     report = {entry["component"]: entry for entry in json.loads(result.stdout)}
     assert set(report) == {
+        "alert-sink",
         "alertmanager",
         "demo-postgres",
         "demo-redis",
@@ -289,6 +305,57 @@ def _inspect(stack: Stack, field: str, ids: list[str]) -> list[object]:
     return [json.loads(line) for line in output.splitlines()]
 
 
+def _sink(stack: Stack, receiver: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(
+        stack.url("ALERT_SINK_PORT", f"/notifications?receiver={receiver}"), timeout=10
+    ) as response:
+        found: list[dict[str, object]] = json.loads(response.read())
+        return found
+
+
+def _datastore_events(stack: Stack) -> list[tuple[str, str]]:
+    """(event_action, summary) of every PagerDuty event about the exporters' datastore."""
+    events = []
+    for entry in _sink(stack, "pagerduty"):
+        body = entry.get("body")
+        if isinstance(body, dict) and "ExporterDatastoreDown" in json.dumps(body):
+            events.append((str(body.get("event_action")), str(body.get("dedup_key"))))
+    return events
+
+
+def _incidents(stack: Stack) -> dict[str, list[str]]:
+    """PagerDuty event actions per incident (dedup key), oldest first."""
+    incidents: dict[str, list[str]] = {}
+    for action, key in _datastore_events(stack):
+        incidents.setdefault(key, []).append(action)
+    return incidents
+
+
+def test_stopping_demo_postgres_pages_and_restarting_resolves(stack: Stack) -> None:
+    """End to end: exporter -> Prometheus rule -> Alertmanager route -> receiver, and back."""
+    compose = ["compose", "--project-directory", str(stack.root)]
+    assert _incidents(stack) == {}
+    stack.docker(*compose, "stop", "demo-postgres")
+    try:
+        # poll every 5s, at most 240s: scrape (15s) + `for: 2m` + evaluation + group_wait (5s).
+        # All three exporters read Postgres: one incident each.
+        deadline = time.monotonic() + 240
+        while len(_incidents(stack)) < 3 and time.monotonic() < deadline:
+            time.sleep(5)
+        time.sleep(10)  # a duplicate page would have arrived by now (group_interval 10s)
+        assert sorted(_incidents(stack).values()) == [["trigger"]] * 3
+    finally:
+        stack.docker(*compose, "start", "demo-postgres")
+    # poll every 5s, at most 120s: recovery on the next scrape, then group_interval (10s)
+    deadline = time.monotonic() + 120
+    while any(v == ["trigger"] for v in _incidents(stack).values()) and time.monotonic() < deadline:
+        time.sleep(5)
+    assert sorted(_incidents(stack).values()) == [["trigger", "resolve"]] * 3
+    summaries = json.dumps(_sink(stack, "pagerduty"))
+    for exporter in ("revenue", "signals", "portfolio"):
+        assert f"The {exporter} exporter cannot reach postgres" in summaries
+
+
 def test_published_ports_are_on_loopback_only(stack: Stack) -> None:
     bindings = _inspect(stack, ".HostConfig.PortBindings", _containers(stack))
     hosts = [
@@ -298,7 +365,7 @@ def test_published_ports_are_on_loopback_only(stack: Stack) -> None:
         for values in ports.values()
         for binding in values
     ]
-    assert len(hosts) == 5
+    assert len(hosts) == 6
     assert set(hosts) == {"127.0.0.1"}
 
 
@@ -310,17 +377,24 @@ def test_containers_run_as_non_root(stack: Stack) -> None:
         name = labels["com.docker.compose.service"]
         top = stack.docker("top", container, "-o", "pid,uid,comm").splitlines()[1:]
         uids[name] = {line.split()[1] for line in top}
-    assert len(uids) == 10
+    assert len(uids) == 11
     assert {name for name, found in uids.items() if "0" in found} == set(), uids
 
 
 def test_secrets_are_private_files(stack: Stack) -> None:
     folder = stack.root / "secrets"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    files = list(folder.iterdir())
+    files = [p for p in folder.iterdir() if p.is_file()]
     assert sorted(p.name for p in files) == sorted({*GENERATED, *DERIVED})
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    # Alertmanager's receiver secrets: a folder of their own, mounted into its container alone.
+    alerting = folder / ALERTING_FOLDER
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == [ALERTING_FOLDER]
+    assert stat.S_IMODE(alerting.stat().st_mode) == 0o700 and alerting.stat().st_uid == 65534
+    assert sorted(p.name for p in alerting.iterdir()) == sorted(ALERTING)
+    for path in alerting.iterdir():
+        assert (stat.S_IMODE(path.stat().st_mode), path.stat().st_uid) == (0o600, 65534), path
     assert (stack.root / "secrets" / "redis_acl").stat().st_uid == 999
     assert (stack.root / "secrets" / "exporter_database_url").stat().st_uid == 10001
 
@@ -328,6 +402,37 @@ def test_secrets_are_private_files(stack: Stack) -> None:
 def test_validate_passes_on_the_live_copy(stack: Stack) -> None:
     result = stack.script("validate")
     assert result.returncode == 0, result.stderr
+
+
+def test_drill_reaches_the_local_receiver_and_resolves(stack: Stack) -> None:
+    result = stack.script("drill", "--json")
+    assert result.returncode == 0, result.stderr
+    steps = [
+        r"\[\+\] posted MonitoringDrill \(drill_id=drill-\S+\) to Alertmanager at http://\S+",
+        r"\[\+\] routed to drill",
+        r"\[\+\] delivered to alert-sink \(/webhook/drill\) after \d+s",
+        r"\[\+\] resolution posted \(endsAt now\)",
+        r"\[\+\] resolved: alert-sink \(/webhook/drill\) got the resolution after \d+s",
+    ]
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(steps), result.stderr
+    for step, line in zip(steps, lines, strict=True):
+        assert re.fullmatch(step, line), line
+    summary = json.loads(result.stdout)
+    assert summary["ok"] is True and summary["path"] == "/webhook/drill"
+    assert summary["delivered_after_seconds"] <= 30 and summary["resolved_after_seconds"] <= 30
+    # The alert-sink on its published port holds both notifications of this drill.
+    with urllib.request.urlopen(
+        stack.url("ALERT_SINK_PORT", "/notifications?receiver=drill"), timeout=10
+    ) as response:
+        received = json.loads(response.read())
+    states = [
+        alert["status"]
+        for entry in received
+        for alert in entry["body"]["alerts"]
+        if alert["labels"]["drill_id"] == summary["drill_id"]
+    ]
+    assert states == ["firing", "resolved"]
 
 
 def test_stop_removes_the_containers_and_keeps_the_volumes(stack: Stack) -> None:

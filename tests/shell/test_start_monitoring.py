@@ -11,7 +11,7 @@ import pytest
 from support.repo import ROOT
 
 SCRIPT = ROOT / "start-monitoring.sh"
-COMMANDS = ("start", "stop", "restart", "status", "health", "logs", "validate")
+COMMANDS = ("start", "stop", "restart", "status", "health", "logs", "validate", "drill")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,8 @@ EXPORTERS_UID = 10001
 REDIS_UID = 999
 ELASTIC_UID = 1000
 GRAFANA_UID = 472
+# Alertmanager (upstream image and the Debian stand-in) runs as nobody.
+ALERTMANAGER_UID = 65534
 
 GENERATED: dict[str, int] = {
     "postgres_password": EXPORTERS_UID,
@@ -52,6 +54,20 @@ DEMO_POSTGRES = "demo-postgres:5432"
 DEMO_DATABASE = "platform"
 DEMO_REDIS = "demo-redis:6379"
 POSTGRES_EXPORTER_ROLE_NAME = "postgres_exporter"
+
+# The receiver secrets alertmanager.yml reads (folder `alerting`, mounted at
+# /run/secrets/alerting), each with its default: the local alert-sink service, so that with
+# nothing configured every notification still lands where it can be checked. A file the user
+# has filled in (a Slack webhook URL, a PagerDuty integration key) is never overwritten.
+ALERTING_FOLDER = "alerting"
+ALERT_SINK_URL = "http://alert-sink:9095"
+ALERTING_TEAMS = ("sre", "platform", "payments", "trading", "business", "security", "ai")
+ALERTING: dict[str, str] = {
+    **{f"slack_{team}_url": f"{ALERT_SINK_URL}/slack/{team}" for team in ALERTING_TEAMS},
+    "watchdog_url": f"{ALERT_SINK_URL}/watchdog",
+    # Not a PagerDuty key: global.pagerduty_url sends events to the alert-sink until changed.
+    "pagerduty_routing_key": "local-alert-sink",
+}
 
 Progress = Callable[[str], None]
 
@@ -120,6 +136,28 @@ def write_secrets(folder: Path, environ: Mapping[str, str], chown: bool) -> Secr
     owners = {**GENERATED, **DERIVED}
     for name, text in contents.items():
         _write_private(folder / name, text, owners[name] if chown else None)
+    return SecretsReport(created=created, kept=kept)
+
+
+def write_alerting_secrets(folder: Path, chown: bool) -> SecretsReport:
+    """Write each missing receiver secret with its alert-sink default; keep the others."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    uid = ALERTMANAGER_UID if chown else None
+    if uid is not None:
+        os.chown(folder, uid, uid)
+    created, kept = [], []
+    for name, default in ALERTING.items():
+        path = folder / name
+        if path.exists() and path.read_text(encoding="utf-8").strip():
+            kept.append(name)
+            # A file written by hand is given to its reader too, or Alertmanager cannot read it.
+            if uid is not None:
+                os.chown(path, uid, uid)
+            path.chmod(0o600)
+        else:
+            _write_private(path, default + "\n", uid)
+            created.append(name)
     return SecretsReport(created=created, kept=kept)
 
 

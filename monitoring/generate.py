@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from monitoring import dashboards
 from monitoring.inventory import Inventory
 from monitoring.slo import HEADER, service_rules
 
@@ -34,8 +35,7 @@ def dump(document: Any) -> str:
     return text
 
 
-def render(inventory: Inventory) -> dict[Path, str]:
-    """Every generated file, by path relative to the repository root."""
+def _slo_rules(inventory: Inventory) -> dict[Path, str]:
     files = {}
     for service in inventory.services:
         files[SLO_DIR / f"{service.name}.rules.yml"] = HEADER + dump(
@@ -44,13 +44,21 @@ def render(inventory: Inventory) -> dict[Path, str]:
     return files
 
 
+def render(inventory: Inventory) -> dict[Path, str]:
+    """Every generated file (SLO rules, dashboards), by path relative to the repository root."""
+    return {**_slo_rules(inventory), **dashboards.render(inventory)}
+
+
 def write(root: Path, files: dict[Path, str]) -> list[Path]:
     """Write `files` under `root`, removing generated files no longer produced."""
     for directory in {root / path.parent for path in files}:
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.yml"):
-            if stale.relative_to(root) not in files:
-                stale.unlink()
+    generated = [p for d in {root / path.parent for path in files} for p in d.glob("*.yml")]
+    if any(path.is_relative_to(dashboards.DASHBOARD_DIR) for path in files):
+        generated += (root / dashboards.DASHBOARD_DIR).rglob("*.json")
+    for stale in generated:
+        if stale.relative_to(root) not in files:
+            stale.unlink()
     for path, text in files.items():
         (root / path).write_text(text, encoding="utf-8")
     return sorted(files)

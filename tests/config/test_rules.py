@@ -17,16 +17,20 @@ import promql_parser
 import pytest
 import yaml
 
-from finance_exporter import selfmetrics
-from finance_exporter.domains import DOMAINS
 from monitoring.inventory import Inventory, load
+from support.promql import (
+    exporter_metrics,
+    inspect,
+    instrumented_metrics,
+    produced_metrics,
+    third_party_metrics,
+    walk,
+)
 from support.repo import ROOT
 
 RULES_DIR = ROOT / "prometheus" / "rules"
 TESTS_DIR = ROOT / "prometheus" / "tests"
 RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
-THIRD_PARTY = ROOT / "monitoring" / "third_party_metrics.yml"
-INSTRUMENTATION = ROOT / "docs" / "instrumentation.md"
 
 CATEGORIES = ("meta", "application", "infrastructure", "business", "trading", "security")
 # The hand-written rules, one file per category; the generated SLO rules (rules/slo/) have their
@@ -42,8 +46,6 @@ SERVICE_LABEL = re.compile(r"^(?:[a-z0-9-]|\{\{ \$labels\.[a-z_]+ \}\})+$")
 SERVICE_TEMPLATE = "{{ $labels.service }}"
 # Four 15s scrape intervals: a shorter range can hold fewer than two samples after a miss.
 MIN_RANGE = timedelta(minutes=1)
-HISTOGRAM_SERIES = ("_bucket", "_count", "_sum")
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 COMPARISONS = {">", "<", ">=", "<=", "==", "!="}
 # The dead man's switch always fires: it has no quiet case and no `for`.
 ALWAYS_FIRING = "Watchdog"
@@ -270,17 +272,6 @@ APPLICATION_THRESHOLDS = {
 }
 
 
-def walk(expr: promql_parser.Expr) -> list[promql_parser.Expr]:
-    nodes: list[promql_parser.Expr] = []
-
-    def visit(node: promql_parser.Expr) -> bool:
-        nodes.append(node)
-        return True
-
-    promql_parser.walk(expr, visit)
-    return nodes
-
-
 def thresholds(expr: promql_parser.Expr) -> set[float]:
     """The numbers the expression's comparisons compare with (`x > 0.01` gives 0.01)."""
     return {
@@ -348,94 +339,6 @@ def test_application_alerts_use_the_inventory_of_each_service(inventory: Invento
 # ---- contract: every metric a rule reads is produced by something ------------------------------
 
 
-def exporter_metrics() -> set[str]:
-    """Series the business exporters expose: their domains' metrics and their self-metrics."""
-    names = set()
-    for specs in DOMAINS.values():
-        for spec in specs:
-            metric = spec.metric
-            if metric.kind == "histogram":
-                names |= {metric.name + suffix for suffix in HISTOGRAM_SERIES}
-            else:
-                names.add(metric.name)
-    names |= {
-        value
-        for key, value in vars(selfmetrics).items()
-        if key.isupper() and isinstance(value, str) and value.startswith("finance_exporter_")
-    }
-    return names
-
-
-def recorded_metrics() -> set[str]:
-    return {str(rule.raw["record"]) for rule in rules_of_all() if "record" in rule.raw}
-
-
-def rules_of_all() -> list[Rule]:
-    return [rule for path in ALL_RULE_FILES for rule in rules_of(path)]
-
-
-def third_party_metrics() -> set[str]:
-    data = yaml.safe_load(THIRD_PARTY.read_text())
-    return {str(name) for entry in data.values() for name in entry["metrics"]}
-
-
-# A table row whose first cell is a metric name in backticks, then its type.
-_CONTRACT_ROW = re.compile(r"^\|\s*`([a-zA-Z_:][a-zA-Z0-9_:]*)`\s*\|\s*(\w+)\s*\|", re.MULTILINE)
-
-
-def instrumented_metrics() -> set[str]:
-    """The platform services' metrics that docs/instrumentation.md requires or allows."""
-    names = set()
-    for name, kind in _CONTRACT_ROW.findall(INSTRUMENTATION.read_text()):
-        if kind == "histogram":
-            names |= {name + suffix for suffix in HISTOGRAM_SERIES}
-        else:
-            names.add(name)
-    return names
-
-
-def produced_metrics() -> set[str]:
-    return exporter_metrics() | recorded_metrics() | third_party_metrics() | instrumented_metrics()
-
-
-def _selector_names(node: promql_parser.VectorSelector) -> set[str]:
-    """Metric names a selector can match; an unresolvable one is returned as its own text."""
-    if node.name:
-        return {node.name}
-    groups = [node.matchers.matchers, *node.matchers.or_matchers]
-    names: set[str] = set()
-    for group in groups:
-        matchers = [m for m in group if m.name == "__name__"]
-        alternatives = [m.value.split("|") for m in matchers if m.op == promql_parser.MatchOp.Re]
-        exact = [[m.value] for m in matchers if m.op == promql_parser.MatchOp.Equal]
-        candidates = (exact or alternatives or [[]])[0]
-        if not candidates or not all(METRIC_NAME.match(c) for c in candidates):
-            return {str(node)}
-        names |= set(candidates)
-    return names
-
-
-@dataclass(frozen=True)
-class ExprFacts:
-    """What an expression reads: metric names and the ranges of its range selectors."""
-
-    metrics: frozenset[str]
-    ranges: tuple[timedelta, ...]
-
-
-def inspect(expr: str) -> ExprFacts:
-    metrics: set[str] = set()
-    ranges: list[timedelta] = []
-    for node in walk(promql_parser.parse(expr)):
-        if isinstance(node, promql_parser.VectorSelector):
-            metrics |= _selector_names(node)
-        elif isinstance(node, promql_parser.MatrixSelector):
-            ranges.append(node.range)
-        elif isinstance(node, promql_parser.SubqueryExpr) and node.range is not None:
-            ranges.append(node.range)
-    return ExprFacts(frozenset(metrics), tuple(ranges))
-
-
 def contract_problems(exprs: dict[str, list[str]], produced: set[str]) -> list[str]:
     """Per file: the metrics nothing produces, and the ranges shorter than MIN_RANGE."""
     problems = []
@@ -448,6 +351,10 @@ def contract_problems(exprs: dict[str, list[str]], produced: set[str]) -> list[s
         if short:
             problems.append(f"{where}: ranges under {MIN_RANGE}: {', '.join(short)}")
     return problems
+
+
+def rules_of_all() -> list[Rule]:
+    return [rule for path in ALL_RULE_FILES for rule in rules_of(path)]
 
 
 def test_every_metric_a_rule_reads_is_produced() -> None:

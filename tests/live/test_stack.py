@@ -446,7 +446,7 @@ def test_stop_removes_the_containers_and_keeps_the_volumes(stack: Stack) -> None
 def test_full_stack_needs_registry_images(standin_env: dict[str, str]) -> None:
     needed = []
     for image in (
-        "grafana/grafana:12.1.1",
+        "grafana/grafana:11.6.0",
         "docker.elastic.co/elasticsearch/elasticsearch:8.18.2",
         "jaegertracing/jaeger:2.13.0",
         "louislam/uptime-kuma:1.23.16",

@@ -1,0 +1,191 @@
+"""The platform dashboards' panels: hosts, containers and datastores, and the business exporters.
+
+Thresholds are those of prometheus/rules/infrastructure.rules.yml and meta.rules.yml.
+"""
+
+from __future__ import annotations
+
+from monitoring.panels import Query, above, below, graph, listing, row, single
+from monitoring.spec import Content
+
+REAL_FS = '{fstype!~"tmpfs|overlay|squashfs|nsfs|ramfs|fuse.*"}'
+
+
+def infrastructure() -> Content:
+    """Hosts, containers and datastores (uid infrastructure-overview)."""
+    disk_used = f"1 - node_filesystem_avail_bytes{REAL_FS} / node_filesystem_size_bytes{REAL_FS}"
+    container_limit = (
+        'container_memory_working_set_bytes{name!=""}'
+        ' / (container_spec_memory_limit_bytes{name!=""} > 0)'
+    )
+    return Content(
+        [
+            row("Up"),
+            single(
+                "Prometheus",
+                [Query('up{job="prometheus"}', "{{instance}}")],
+                "none",
+                threshold=below(1),
+                width=4,
+            ),
+            single(
+                "Alertmanager",
+                [Query('up{job="alertmanager"}', "{{instance}}")],
+                "none",
+                threshold=below(1),
+                width=4,
+            ),
+            single(
+                "Postgres",
+                [Query("pg_up", "{{instance}}")],
+                "none",
+                threshold=below(1),
+                width=4,
+                description="pg_up of postgres_exporter: 1 if it reached Postgres.",
+            ),
+            single(
+                "Redis",
+                [Query("redis_up", "{{instance}}")],
+                "none",
+                threshold=below(1),
+                width=4,
+                description="redis_up of redis_exporter: 1 if it reached Redis.",
+            ),
+            single(
+                "Elasticsearch health",
+                [Query("max by (color) (elasticsearch_cluster_health_status) == 1", "{{color}}")],
+                "none",
+                width=4,
+                description="The cluster's current colour; yellow and red alert.",
+            ),
+            single(
+                "Scrape targets down",
+                [Query("count(up == 0) or vector(0)", "down")],
+                "none",
+                threshold=above(1),
+                width=4,
+                description="TargetDown fires for any target down 2 minutes or more.",
+            ),
+            listing("Scrape targets", Query("up", instant=True, table=True), height=7),
+            row("Hosts"),
+            graph(
+                "CPU used",
+                [
+                    Query(
+                        '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}'
+                        "[$__rate_interval]))",
+                        "{{instance}}",
+                    )
+                ],
+                "percentunit",
+                threshold=above(0.9),
+                width=8,
+                description="HostHighCpuUsage fires above 90%.",
+            ),
+            graph(
+                "Memory used",
+                [
+                    Query(
+                        "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+                        "{{instance}}",
+                    )
+                ],
+                "percentunit",
+                threshold=above(0.9),
+                width=8,
+                description="HostLowMemory fires below 10% available.",
+            ),
+            graph(
+                "Disk used",
+                [Query(disk_used, "{{instance}} {{mountpoint}}")],
+                "percentunit",
+                threshold=above(0.9),
+                width=8,
+                description="HostDiskAlmostFull fires below 10% free.",
+            ),
+            row("Containers (cAdvisor)"),
+            graph(
+                "Container memory working set",
+                [Query('container_memory_working_set_bytes{name!=""}', "{{name}}")],
+                "bytes",
+            ),
+            graph(
+                "Container memory of its limit",
+                [Query(container_limit, "{{name}}")],
+                "percentunit",
+                threshold=above(0.9),
+                description="ContainerMemoryNearLimit fires above 90%.",
+            ),
+        ]
+    )
+
+
+def exporters() -> Content:
+    """The business exporters' own health (uid exporters-health)."""
+    errors = (
+        "sum by (exporter, query) (rate(finance_exporter_query_errors_total[5m])) / "
+        "sum by (exporter, query) (rate(finance_exporter_query_runs_total[5m]))"
+    )
+    return Content(
+        [
+            row("Datastores and snapshots"),
+            graph(
+                "Datastore reachable",
+                [Query("finance_exporter_up", "{{exporter}} {{source}}")],
+                "none",
+                threshold=below(1),
+                description="ExporterDatastoreDown fires at 0.",
+            ),
+            graph(
+                "Snapshot age",
+                [Query("finance_exporter_snapshot_age_seconds", "{{exporter}}")],
+                "s",
+                threshold=above(120),
+                description="ExporterSnapshotStale fires above 120s.",
+            ),
+            row("Queries"),
+            graph(
+                "Query duration",
+                [Query("finance_exporter_query_duration_seconds", "{{exporter}} {{query}}")],
+                "s",
+            ),
+            graph(
+                "Query error ratio (5m)",
+                [Query(errors, "{{exporter}} {{query}}")],
+                "percentunit",
+                threshold=above(0.1),
+                description="ExporterQueryErrors fires above 10%.",
+            ),
+            graph(
+                "Query errors by reason",
+                [
+                    Query(
+                        "sum by (query, reason) (rate(finance_exporter_query_errors_total"
+                        "[$__rate_interval]))",
+                        "{{query}} {{reason}}",
+                    )
+                ],
+                "ops",
+            ),
+            graph(
+                "Time since last successful query",
+                [
+                    Query(
+                        "time() - finance_exporter_query_last_success_timestamp_seconds",
+                        "{{exporter}} {{query}}",
+                    )
+                ],
+                "s",
+                threshold=above(300),
+                description="ExporterQueryStale fires above 300s.",
+            ),
+            graph(
+                "Watermark lag",
+                [Query("finance_exporter_watermark_lag_seconds", "{{exporter}} {{query}}")],
+                "s",
+                threshold=above(1800),
+                width=24,
+                description="ExporterWatermarkLag fires above 1800s.",
+            ),
+        ]
+    )

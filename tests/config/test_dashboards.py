@@ -1,0 +1,277 @@
+"""The Grafana dashboards are generated from monitoring/inventory.yml and committed; drift fails
+here, and so does a panel that queries an unknown datasource, unparsable PromQL, a metric nothing
+produces, or a legacy panel type. Every alert's dashboard_url must lead to a dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+
+from monitoring import dashboards, generate
+from monitoring.inventory import Inventory, load
+from support.promql import RULES_DIR, inspect, produced_metrics
+from support.repo import ROOT
+
+FIX = ".venv/bin/python -m monitoring generate"
+DASHBOARD_DIR = ROOT / dashboards.DASHBOARD_DIR
+DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources"
+PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "table", "bargauge", "text"}
+# Prometheus synthesises ALERTS for every pending and firing alert; no exporter produces it.
+BUILTIN_METRICS = {"ALERTS"}
+# Grafana's variables become literals so the expression parses as Prometheus would see it.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d"}
+VARIABLE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?")
+LABEL_VALUES = re.compile(r"^label_values\((?:(.+),\s*)?(\w+)\)$")
+SERVICE_TEMPLATE = "{{ $labels.service }}"
+MADE_UP = 'rate(finance_made_up_total{strategy=~"$strategy"}[$__rate_interval])'
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return load()
+
+
+def committed() -> dict[Path, dict[str, Any]]:
+    return {
+        path.relative_to(ROOT): json.loads(path.read_text())
+        for path in sorted(DASHBOARD_DIR.rglob("*.json"))
+    }
+
+
+def provisioned_uids() -> set[str]:
+    uids = set()
+    for path in sorted(DATASOURCES.glob("*.yml")):
+        for source in (yaml.safe_load(path.read_text()) or {}).get("datasources") or []:
+            uids.add(str(source["uid"]))
+    return uids
+
+
+def panels_of(model: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in model.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def promql(expr: str) -> str:
+    """The expression with Grafana's variables replaced by literals Prometheus accepts."""
+    for name, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(name, value)
+    return VARIABLE.sub("x", expr)
+
+
+def lint(where: str, model: dict[str, Any], uids: set[str], produced: set[str]) -> list[str]:
+    """Everything wrong with one dashboard model."""
+    problems = []
+    exprs = []
+    for panel in panels_of(model):
+        title = f"{where}: panel {panel.get('title')!r}"
+        if panel.get("type") not in PANEL_TYPES:
+            problems.append(f"{title}: type {panel.get('type')!r} is legacy or unknown")
+        if panel.get("type") in {"row", "text"}:
+            continue
+        sources = [panel.get("datasource") or {}]
+        sources += [t.get("datasource") or {} for t in panel.get("targets", [])]
+        for source in sources:
+            if source.get("uid") not in uids:
+                problems.append(f"{title}: datasource uid {source.get('uid')!r} not provisioned")
+        if not panel.get("targets"):
+            problems.append(f"{title}: no query")
+        exprs += [(title, str(t.get("expr", ""))) for t in panel.get("targets", [])]
+    for variable in model.get("templating", {}).get("list", []):
+        match = LABEL_VALUES.match(str(variable.get("query", "")))
+        if variable.get("type") == "query" and match and match.group(1):
+            exprs.append((f"{where}: variable {variable['name']}", match.group(1)))
+        if (variable.get("datasource") or {}).get("uid") not in uids:
+            problems.append(f"{where}: variable {variable.get('name')}: unknown datasource uid")
+    for title, expr in exprs:
+        try:
+            facts = inspect(promql(expr))
+        except (ValueError, TypeError) as err:
+            problems.append(f"{title}: PromQL does not parse ({err}): {expr}")
+            continue
+        unknown = sorted(facts.metrics - produced - BUILTIN_METRICS)
+        if unknown:
+            problems.append(f"{title}: metrics nothing produces: {', '.join(unknown)}")
+    return problems
+
+
+# ---- drift ---------------------------------------------------------------------------------------
+
+
+def test_dashboards_match_the_inventory_byte_for_byte(tmp_path: Path) -> None:
+    written = generate.write(tmp_path, generate.render(load()))
+    generated = {p for p in written if p.suffix == ".json"}
+    assert generated, "the generator produced no dashboard"
+    for relative in sorted(generated):
+        on_disk = ROOT / relative
+        assert on_disk.exists(), f"{relative} is not committed; run: {FIX}"
+        assert on_disk.read_bytes() == (tmp_path / relative).read_bytes(), (
+            f"{relative} is out of date; run: {FIX}"
+        )
+    orphans = sorted(set(committed()) - generated)
+    assert not orphans, f"orphan dashboards {orphans}; run: {FIX}"
+
+
+def test_regenerating_removes_orphan_dashboards(tmp_path: Path) -> None:
+    orphan = tmp_path / dashboards.DASHBOARD_DIR / "retired" / "old.json"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text("{}\n")
+    generate.write(tmp_path, generate.render(load()))
+    assert not orphan.exists()
+
+
+def test_every_inventory_dashboard_is_generated_in_its_folder(inventory: Inventory) -> None:
+    models = committed()
+    by_uid = {model["uid"]: path for path, model in models.items()}
+    assert set(by_uid) == inventory.dashboard_uids()
+    for uid, path in by_uid.items():
+        assert path.stem == uid
+        meta = inventory.dashboards.get(uid, {"folder": dashboards.SERVICES_FOLDER})
+        assert path.parent.name == meta["folder"], f"{path} is not in folder {meta['folder']}"
+    for path, model in models.items():
+        assert model["description"] == dashboards.DESCRIPTION, path
+        assert model["uid"] in inventory.dashboards or model["title"] in {
+            s.name for s in inventory.services
+        }
+        if model["uid"] in inventory.dashboards:
+            assert model["title"] == inventory.dashboards[model["uid"]]["title"]
+
+
+def test_dashboard_files_are_deterministic_json() -> None:
+    for path in DASHBOARD_DIR.rglob("*.json"):
+        text = path.read_text()
+        assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n", path
+        assert not re.search(r'"(created|updated|timestamp|version)"', text), path
+
+
+# ---- lint ----------------------------------------------------------------------------------------
+
+
+def test_every_panel_is_valid() -> None:
+    uids, produced = provisioned_uids(), produced_metrics()
+    problems = [
+        problem
+        for path, model in committed().items()
+        for problem in lint(str(path), model, uids, produced)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_query_targets_prometheus() -> None:
+    for path, model in committed().items():
+        for panel in panels_of(model):
+            if panel["type"] != "row":
+                assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}, path
+
+
+def test_every_dashboard_url_resolves(inventory: Inventory) -> None:
+    prefix = f"{inventory.grafana_url}/d/"
+    generated = {model["uid"] for model in committed().values()}
+    problems = []
+    for path in sorted(RULES_DIR.rglob("*.yml")):
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+            for rule in group["rules"]:
+                url = str((rule.get("annotations") or {}).get("dashboard_url", ""))
+                if not url:
+                    continue
+                urls = (
+                    [url.replace(SERVICE_TEMPLATE, s.name) for s in inventory.services]
+                    if SERVICE_TEMPLATE in url
+                    else [url]
+                )
+                for one in urls:
+                    uid = one.removeprefix(prefix)
+                    if not one.startswith(prefix) or uid not in generated:
+                        problems.append(f"{path.relative_to(ROOT)}: {rule['alert']}: {one}")
+    assert not problems, "dashboard_url without a dashboard:\n" + "\n".join(problems)
+
+
+def test_panel_thresholds_follow_the_inventory(inventory: Inventory) -> None:
+    for service in inventory.services:
+        model = committed()[dashboards.DASHBOARD_DIR / "services" / f"services-{service.name}.json"]
+        steps = {
+            panel["title"]: [
+                s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            ]
+            for panel in panels_of(model)
+            if panel["type"] != "row" and "thresholds" in panel["fieldConfig"]["defaults"]
+        }
+        assert steps["5xx error ratio"] == [None, service.error_rate]
+        latency = next(t for t in steps if t.endswith("latency"))
+        assert steps[latency] == [None, service.latency_seconds]
+        exemplars = [
+            t.get("exemplar")
+            for panel in panels_of(model)
+            if panel["title"] == latency
+            for t in panel["targets"]
+        ]
+        assert exemplars == [True]
+    overview = committed()[dashboards.DASHBOARD_DIR / "sre" / "sre-slo-overview.json"]
+    lines = {
+        s["value"]
+        for panel in panels_of(overview)
+        if panel["type"] == "timeseries" and panel["title"].startswith("Burn rate")
+        for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    }
+    assert {14.4, 6.0} <= lines
+
+
+# ---- planted failures ----------------------------------------------------------------------------
+
+
+def test_the_lint_catches_bad_panels() -> None:
+    good_source = {"type": "prometheus", "uid": "prometheus"}
+    model = {
+        "panels": [
+            {
+                "type": "graph",
+                "title": "legacy",
+                "datasource": good_source,
+                "targets": [{"datasource": good_source, "expr": "up"}],
+            },
+            {
+                "type": "timeseries",
+                "title": "unknown uid",
+                "datasource": {"uid": "nope"},
+                "targets": [{"datasource": good_source, "expr": "up"}],
+            },
+            {
+                "type": "stat",
+                "title": "broken",
+                "datasource": good_source,
+                "targets": [{"datasource": good_source, "expr": "sum(rate(up[$__rate_interval])"}],
+            },
+            {
+                "type": "stat",
+                "title": "made up",
+                "datasource": good_source,
+                "targets": [
+                    {
+                        "datasource": good_source,
+                        "expr": MADE_UP,
+                    }
+                ],
+            },
+        ]
+    }
+    problems = "\n".join(lint("planted.json", model, provisioned_uids(), produced_metrics()))
+    for expected in (
+        "panel 'legacy': type 'graph' is legacy",
+        "panel 'unknown uid': datasource uid 'nope' not provisioned",
+        "panel 'broken': PromQL does not parse",
+        "panel 'made up': metrics nothing produces: finance_made_up_total",
+    ):
+        assert expected in problems, problems
+
+
+def test_grafana_variables_become_literals() -> None:
+    expr = 'rate(x{broker=~"$broker", s=~"${strategy}"}[$__rate_interval] offset $__interval)'
+    assert promql(expr) == 'rate(x{broker=~"x", s=~"x"}[5m] offset 1m)'
+    promql_parser.parse(promql(expr))

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_stack import stack_env
+from test_stack import compose_down, stack_env
 
 from support.repo import ROOT, copy_repo
 from support.servers import free_port
@@ -81,21 +81,4 @@ def test_grafana_serves_every_dashboard_and_healthy_datasources(
             health = _get(f"{base}/api/datasources/uid/{uid}/health", password)
             assert isinstance(health, dict) and health.get("status") == "OK", (uid, health)
     finally:
-        subprocess.run(
-            [
-                "docker",
-                "compose",
-                "--project-directory",
-                str(root),
-                "--profile",
-                "*",
-                "down",
-                "--volumes",
-                "--remove-orphans",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env=run_env,
-        )
+        compose_down(root, env)

@@ -129,6 +129,30 @@ def stack_env(standin_env: dict[str, str], project: str) -> dict[str, str]:
     return env
 
 
+def compose_down(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Remove the project's containers, networks and volumes, whatever their profile."""
+    return subprocess.run(
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(root),
+            "--profile",
+            "*",
+            "down",
+            "--volumes",
+            "--remove-orphans",
+            "--timeout",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
 def shorten_alertmanager_timings(path: Path) -> None:
     """Only the default route's timings differ in the test copy: a group is first sent after 5s
     (not 30s) and updated, resolutions included, after 10s (not 5m), so the end-to-end alert test
@@ -161,26 +185,7 @@ def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         assert started.returncode == 0, running.start_output[-6000:]
         yield running
     finally:
-        subprocess.run(
-            [
-                "docker",
-                "compose",
-                "--project-directory",
-                str(root),
-                "--profile",
-                "*",
-                "down",
-                "--volumes",
-                "--remove-orphans",
-                "--timeout",
-                "20",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, **env},
-        )
+        compose_down(root, env)
 
 
 def test_start_shows_progress_and_prints_urls(stack: Stack) -> None:
@@ -595,22 +600,5 @@ def test_start_with_an_unpullable_image_names_it_and_the_fix(
 def test_teardown_leaves_nothing_behind(standin_env: dict[str, str], stack: Stack) -> None:
     # Runs last in this module: the stack fixture's own teardown is checked by the next session;
     # here the explicit `down --volumes` that teardown performs is run and verified.
-    subprocess.run(
-        [
-            "docker",
-            "compose",
-            "--project-directory",
-            str(stack.root),
-            "--profile",
-            "*",
-            "down",
-            "--volumes",
-            "--remove-orphans",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-        env={**os.environ, **stack.env},
-    )
+    assert compose_down(stack.root, stack.env).returncode == 0
     _no_resources_left(stack.project, stack.env)

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_stack import compose_down, stack_env
+from test_stack import compose_down, stack_env, unpullable
 
 from support.repo import ROOT, copy_repo
 from support.servers import free_port
@@ -21,15 +21,7 @@ GRAFANA_IMAGE = "grafana/grafana:11.6.0"
 
 
 def _grafana_image(env: dict[str, str]) -> None:
-    pulled = subprocess.run(
-        ["docker", "pull", "--quiet", GRAFANA_IMAGE],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **env},
-    )
-    if pulled.returncode != 0:
+    if unpullable([GRAFANA_IMAGE], env):
         pytest.skip(f"needs {GRAFANA_IMAGE} from a container registry, not reachable here")
 
 

@@ -153,6 +153,23 @@ def compose_down(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
+def unpullable(images: list[str], env: dict[str, str]) -> list[str]:
+    """The images of `images` that docker cannot pull (none where a registry is reachable)."""
+    failed = []
+    for image in images:
+        pulled = subprocess.run(
+            ["docker", "pull", "--quiet", image],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, **env},
+        )
+        if pulled.returncode != 0:
+            failed.append(image)
+    return failed
+
+
 def shorten_alertmanager_timings(path: Path) -> None:
     """Only the default route's timings differ in the test copy: a group is first sent after 5s
     (not 30s) and updated, resolutions included, after 10s (not 5m), so the end-to-end alert test
@@ -518,23 +535,15 @@ def test_stop_removes_the_containers_and_keeps_the_volumes(stack: Stack) -> None
 
 
 def test_full_stack_needs_registry_images(standin_env: dict[str, str]) -> None:
-    needed = []
-    for image in (
-        "grafana/grafana:11.6.0",
-        "docker.elastic.co/elasticsearch/elasticsearch:8.18.2",
-        "jaegertracing/jaeger:2.13.0",
-        "louislam/uptime-kuma:1.23.16",
-    ):
-        pulled = subprocess.run(
-            ["docker", "pull", "--quiet", image],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**os.environ, **standin_env},
-        )
-        if pulled.returncode != 0:
-            needed.append(image)
+    needed = unpullable(
+        [
+            "grafana/grafana:11.6.0",
+            "docker.elastic.co/elasticsearch/elasticsearch:8.18.2",
+            "jaegertracing/jaeger:2.13.0",
+            "louislam/uptime-kuma:1.23.16",
+        ],
+        standin_env,
+    )
     if needed:
         pytest.skip(
             "needs images from a container registry, which is not reachable here: "

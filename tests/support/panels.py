@@ -1,0 +1,127 @@
+"""Where each dashboard panel's data comes from: the Compose services whose metrics it reads.
+
+A panel's query names metrics; each metric is produced by a scrape job (our exporters, a
+third-party exporter in monitoring/third_party_metrics.yml, Prometheus itself) or by recording
+rules over other metrics; a job's targets are Compose services (prometheus/prometheus.yml). The
+platform services' own metrics (docs/instrumentation.md) come from `CONTRACT`. The live truth
+tests use this to say which panels a stack can show, and why the others cannot be checked in it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from support.promql import (
+    RULES_DIR,
+    THIRD_PARTY,
+    exporter_metrics,
+    inspect,
+    instrumented_metrics,
+)
+from support.repo import ROOT
+
+PROMETHEUS_YML = ROOT / "prometheus" / "prometheus.yml"
+DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
+# The platform services that follow docs/instrumentation.md; no scrape job of ours reads them.
+CONTRACT = "platform services (docs/instrumentation.md)"
+# Series Prometheus makes itself: `up` for every target, ALERTS for every pending/firing alert.
+PROMETHEUS_MADE = {"up", "ALERTS"}
+# What a panel's Grafana variables become in an instant query Prometheus can answer.
+_RANGE_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d"}
+_MATCHER_VARIABLE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?")
+
+
+@dataclass(frozen=True)
+class Panel:
+    dashboard: str
+    title: str
+    exprs: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.dashboard, self.title)
+
+    def services(self, producers: dict[str, frozenset[str]]) -> frozenset[str]:
+        """The services whose metrics the panel reads (KeyError: a metric nothing produces)."""
+        found: frozenset[str] = frozenset()
+        for query in self.queries():
+            for metric in inspect(query).metrics:
+                found |= producers[metric]
+        return found
+
+    def queries(self) -> list[str]:
+        """The panel's expressions as Prometheus sees them with every variable set to "all"."""
+        found = []
+        for expr in self.exprs:
+            for name, value in _RANGE_VARIABLES.items():
+                expr = expr.replace(name, value)
+            found.append(_MATCHER_VARIABLE.sub(".*", expr))
+        return found
+
+
+def panels(root: Path = ROOT) -> list[Panel]:
+    """Every panel with a PromQL query, in every generated dashboard under `root`."""
+    found = []
+    for path in sorted((root / DASHBOARD_DIR.relative_to(ROOT)).rglob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            exprs = tuple(t["expr"] for t in panel.get("targets", []) if t.get("expr"))
+            if exprs:
+                found.append(Panel(dashboard["uid"], panel["title"], exprs))
+    return found
+
+
+def job_services() -> dict[str, frozenset[str]]:
+    """Compose services scraped by each job: a target's host is its service name."""
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    jobs = {}
+    for job in config["scrape_configs"]:
+        hosts = {
+            target.rsplit(":", 1)[0]
+            for static in job.get("static_configs", [])
+            for target in static["targets"]
+        }
+        jobs[job["job_name"]] = frozenset("prometheus" if h == "localhost" else h for h in hosts)
+    return jobs
+
+
+def metric_services() -> dict[str, frozenset[str]]:
+    """Every metric a rule or panel may read, mapped to the services that produce it."""
+    jobs = job_services()
+    producers: dict[str, frozenset[str]] = {}
+    for name in exporter_metrics():
+        producers[name] = jobs["finance-exporter"]
+    for exporter, entry in yaml.safe_load(THIRD_PARTY.read_text()).items():
+        # An exporter with no scrape job yet produces nothing any stack can show.
+        services = jobs[entry["job"]] if entry["job"] else frozenset({f"{exporter} (no job)"})
+        for name in entry["metrics"]:
+            producers[str(name)] = services
+    for name in PROMETHEUS_MADE:
+        producers[name] = frozenset({"prometheus"})
+    for name in instrumented_metrics():
+        producers[name] = frozenset({CONTRACT})
+    # Recording rules produce what their inputs' services produce; rules read rules, so repeat
+    # until nothing changes.
+    rules: dict[str, frozenset[str]] = {}
+    for path in sorted(RULES_DIR.rglob("*.yml")):
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+            for rule in group["rules"]:
+                if "record" in rule:
+                    metrics = inspect(rule["expr"]).metrics
+                    rules[rule["record"]] = rules.get(rule["record"], frozenset()) | metrics
+    changed = True
+    while changed:
+        changed = False
+        for record, inputs in rules.items():
+            # A rule over no metric (a constant, such as an SLO objective) is Prometheus' own.
+            services = frozenset().union(*(producers.get(m, frozenset()) for m in inputs))
+            services = services if inputs else frozenset({"prometheus"})
+            if services != producers.get(record, frozenset()):
+                producers[record] = services
+                changed = True
+    return producers

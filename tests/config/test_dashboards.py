@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,69 @@ def test_panel_thresholds_follow_the_inventory(inventory: Inventory) -> None:
         for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     }
     assert {14.4, 6.0} <= lines
+
+
+def test_time_to_exhaustion_means_what_it_says(tmp_path: Path) -> None:
+    """The SRE panel's expression, evaluated by promtool over recorded SLO series: half the
+    budget left at a 2x burn lasts a quarter of the window (7.5 days); no burn shows the window
+    (the cap); an overspent budget shows 0."""
+    overview = committed()[dashboards.DASHBOARD_DIR / "sre" / "sre-slo-overview.json"]
+    (expr,) = [
+        t["expr"]
+        for panel in panels_of(overview)
+        if panel["title"] == "Time to budget exhaustion"
+        for t in panel["targets"]
+    ]
+    pace = re.search(r"slo:sli_error:ratio_rate(\w+)", expr)
+    assert pace is not None, expr
+    series = {
+        'slo:objective:ratio{service="%s",slo="availability"}': "0.5",
+        'slo:error_budget_remaining:ratio{service="%s",slo="availability"}': None,
+        f'slo:sli_error:ratio_rate{pace.group(1)}{{service="%s",slo="availability"}}': None,
+    }
+    # Objective 0.5 keeps the arithmetic exact: an error ratio of 1 is a 2x burn.
+    cases = {"half": ("0.5", "1"), "idle": ("0.9", "0"), "spent": ("-0.2", "1")}
+    inputs = []
+    for service, (remaining, ratio) in cases.items():
+        for (name, value), default in zip(series.items(), (None, remaining, ratio), strict=True):
+            inputs.append({"series": name % service, "values": f"{value or default}x10"})
+    window = 30 * 86400
+    expected = {"half": window / 4, "idle": window, "spent": 0}
+    test_file = tmp_path / "exhaustion.test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": inputs,
+                        "promql_expr_test": [
+                            {
+                                "expr": expr,
+                                "eval_time": "5m",
+                                "exp_samples": [
+                                    {
+                                        "labels": f'{{service="{service}",slo="availability"}}',
+                                        "value": value,
+                                    }
+                                    for service, value in expected.items()
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---- planted failures ----------------------------------------------------------------------------

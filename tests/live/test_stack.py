@@ -399,6 +399,7 @@ CONTRACT_PANELS = {
     ),
     ("sre-slo-overview", "Availability (30d)"),
     ("sre-slo-overview", "Error budget remaining (30d)"),
+    ("sre-slo-overview", "Time to budget exhaustion"),
     ("sre-slo-overview", "Burn rate over 1h (fast: critical at 14.4x)"),
     ("sre-slo-overview", "Burn rate over 6h (slow: critical at 6x)"),
     ("sre-slo-overview", "Burn rate over 1d (ticket: warning at 3x)"),

@@ -6,7 +6,8 @@ prometheus/rules/business.rules.yml and trading.rules.yml.
 
 from __future__ import annotations
 
-from monitoring.panels import Query, above, below, graph, row, single, variable
+from monitoring.alert_limits import alerting
+from monitoring.panels import Query, graph, row, single, variable
 from monitoring.spec import Content
 
 DAY = "[1d]"
@@ -67,8 +68,7 @@ def business() -> Content:
                 "Payment success ratio (30m)",
                 [Query(f"{payments} / sum(rate(finance_payments_total[30m]))", "succeeded")],
                 "percentunit",
-                threshold=below(0.9),
-                description="PaymentSuccessRatioLow fires below 90%.",
+                **alerting("PaymentSuccessRatioLow", "%"),
             ),
             row("Subscriptions and users"),
             single(
@@ -97,8 +97,7 @@ def business() -> Content:
                     )
                 ],
                 "percentunit",
-                threshold=above(0.01),
-                description="ChurnRateHigh fires above 1% of active users a day.",
+                **alerting("ChurnRateHigh", "%", of="of active users a day"),
             ),
             graph(
                 "Active subscriptions by plan",
@@ -151,8 +150,7 @@ def trading() -> Content:
                 "Success ratio by strategy (1d)",
                 [Query(success, "{{strategy}}")],
                 "percentunit",
-                threshold=below(0.4),
-                description="SignalSuccessRatioLow fires below 40%.",
+                **alerting("SignalSuccessRatioLow", "%"),
             ),
             graph(
                 "Signal generation time P95",
@@ -164,8 +162,7 @@ def trading() -> Content:
                     )
                 ],
                 "s",
-                threshold=above(10),
-                description="SignalGenerationSlow fires above 10s.",
+                **alerting("SignalGenerationSlow", "s"),
             ),
             graph(
                 "Active signals",
@@ -176,8 +173,7 @@ def trading() -> Content:
                 "Model accuracy",
                 [Query("finance_prediction_accuracy_ratio", "{{model}}")],
                 "percentunit",
-                threshold=below(0.55),
-                description="ModelAccuracyLow fires below 55%.",
+                **alerting("ModelAccuracyLow", "%"),
             ),
             row("Orders"),
             graph(
@@ -195,8 +191,7 @@ def trading() -> Content:
                     )
                 ],
                 "percentunit",
-                threshold=above(0.1),
-                description="OrderRejectRatioHigh fires above 10%.",
+                **alerting("OrderRejectRatioHigh", "%"),
             ),
             graph(
                 "Trading volume per hour",
@@ -212,17 +207,15 @@ def trading() -> Content:
                 "Order queue depth",
                 [Query("finance_order_queue_depth", "{{priority}}")],
                 "short",
-                threshold=above(1000),
-                description="OrderQueueBacklog fires above 1000.",
+                **alerting("OrderQueueBacklog"),
             ),
             row("Market data"),
             graph(
                 "Market data age",
                 [Query("finance_market_data_age_seconds", "{{provider}}")],
                 "s",
-                threshold=above(60),
                 width=24,
-                description="MarketDataStale fires above 60s.",
+                **alerting("MarketDataStale", "s"),
             ),
         ],
         [

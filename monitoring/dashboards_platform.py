@@ -5,6 +5,7 @@ Thresholds are those of prometheus/rules/infrastructure.rules.yml and meta.rules
 
 from __future__ import annotations
 
+from monitoring.alert_limits import alerting, limit
 from monitoring.panels import Query, above, below, graph, listing, row, single
 from monitoring.spec import Content
 
@@ -64,7 +65,7 @@ def infrastructure() -> Content:
                 "none",
                 threshold=above(1),
                 width=4,
-                description="TargetDown fires for any target down 2 minutes or more.",
+                description=f"TargetDown fires per target down for {limit('TargetDown').for_}.",
             ),
             listing("Scrape targets", Query("up", instant=True, table=True), height=7),
             row("Hosts"),
@@ -78,9 +79,8 @@ def infrastructure() -> Content:
                     )
                 ],
                 "percentunit",
-                threshold=above(0.9),
                 width=8,
-                description="HostHighCpuUsage fires above 90%.",
+                **alerting("HostHighCpuUsage", "%"),
             ),
             graph(
                 "Memory used",
@@ -91,17 +91,15 @@ def infrastructure() -> Content:
                     )
                 ],
                 "percentunit",
-                threshold=above(0.9),
                 width=8,
-                description="HostLowMemory fires below 10% available.",
+                **alerting("HostLowMemory", "%", complement=True, of="available"),
             ),
             graph(
                 "Disk used",
                 [Query(disk_used, "{{instance}} {{mountpoint}}")],
                 "percentunit",
-                threshold=above(0.9),
                 width=8,
-                description="HostDiskAlmostFull fires below 10% free.",
+                **alerting("HostDiskAlmostFull", "%", complement=True, of="free"),
             ),
             row("Containers (cAdvisor)"),
             graph(
@@ -113,8 +111,7 @@ def infrastructure() -> Content:
                 "Container memory of its limit",
                 [Query(container_limit, "{{name}}")],
                 "percentunit",
-                threshold=above(0.9),
-                description="ContainerMemoryNearLimit fires above 90%.",
+                **alerting("ContainerMemoryNearLimit", "%"),
             ),
         ]
     )
@@ -134,14 +131,13 @@ def exporters() -> Content:
                 [Query("finance_exporter_up", "{{exporter}} {{source}}")],
                 "none",
                 threshold=below(1),
-                description="ExporterDatastoreDown fires at 0.",
+                description=limit("ExporterDatastoreDown").says(),
             ),
             graph(
                 "Snapshot age",
                 [Query("finance_exporter_snapshot_age_seconds", "{{exporter}}")],
                 "s",
-                threshold=above(120),
-                description="ExporterSnapshotStale fires above 120s.",
+                **alerting("ExporterSnapshotStale", "s"),
             ),
             row("Queries"),
             graph(
@@ -153,8 +149,7 @@ def exporters() -> Content:
                 "Query error ratio (5m)",
                 [Query(errors, "{{exporter}} {{query}}")],
                 "percentunit",
-                threshold=above(0.1),
-                description="ExporterQueryErrors fires above 10%.",
+                **alerting("ExporterQueryErrors", "%"),
             ),
             graph(
                 "Query errors by reason",
@@ -176,16 +171,14 @@ def exporters() -> Content:
                     )
                 ],
                 "s",
-                threshold=above(300),
-                description="ExporterQueryStale fires above 300s.",
+                **alerting("ExporterQueryStale", "s"),
             ),
             graph(
                 "Watermark lag",
                 [Query("finance_exporter_watermark_lag_seconds", "{{exporter}} {{query}}")],
                 "s",
-                threshold=above(1800),
                 width=24,
-                description="ExporterWatermarkLag fires above 1800s.",
+                **alerting("ExporterWatermarkLag", "s"),
             ),
         ]
     )

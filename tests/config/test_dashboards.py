@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import promql_parser
 import pytest
 import yaml
 
-from monitoring import dashboards, generate
+from monitoring import alert_limits, dashboards, generate
 from monitoring.inventory import Inventory, load
 from support.promql import RULES_DIR, inspect, produced_metrics
 from support.repo import ROOT
@@ -285,6 +286,46 @@ def test_time_to_exhaustion_means_what_it_says(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_thresholds_come_from_the_rules(tmp_path: Path) -> None:
+    """Every panel that names an alert shows that alert's limit, and the limit is read from the
+    rule: moved in a copy of the rules, it moves in the limits the generator uses."""
+    shown = 0
+    for model in committed().values():
+        for panel in panels_of(model):
+            named = re.match(r"(\w+) fires (above|below) ", panel.get("description", ""))
+            if not named:
+                continue
+            if named.group(1) not in alert_limits.limits():
+                # One rule per service, each with the inventory's limit: checked above and
+                # in test_rules.py against the inventory.
+                assert model["uid"].startswith("services-"), named.group(1)
+                continue
+            one = alert_limits.limit(named.group(1))
+            steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+            value = steps[1]
+            assert value == one.value or value == pytest.approx(1 - one.value), panel["title"]
+            shown += 1
+    assert shown >= 15
+    # Through an `and` guard and parentheses, the compared number, not the guard's.
+    assert alert_limits.limit("PaymentSuccessRatioLow").value == 0.9
+    assert alert_limits.limit("HostDiskAlmostFull").op == "<"
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    trading = rules / "trading.rules.yml"
+    text = trading.read_text()
+    assert "finance_market_data_age_seconds > 60\n" in text
+    trading.write_text(
+        text.replace(
+            "finance_market_data_age_seconds > 60\n", "finance_market_data_age_seconds > 90\n"
+        )
+    )
+    moved = alert_limits.limits(rules)["MarketDataStale"]
+    assert moved.threshold() == ("green", [(90, "red")])
+    assert moved.says("s") == "MarketDataStale fires above 90s for 2m."
+    with pytest.raises(alert_limits.LimitError, match="NoSuchAlert"):
+        alert_limits.limit("NoSuchAlert")
 
 
 # ---- planted failures ----------------------------------------------------------------------------

@@ -167,7 +167,8 @@ def service_overview(service: Service) -> Content:
             graph("Request rate", [Query(f"sum by (code) ({requests})", "{{code}}")], "reqps"),
             graph(
                 "5xx error ratio",
-                [Query(f"sum({errors}) / sum({requests})", "5xx")],
+                # No 5xx at all is a ratio of 0, not "No data".
+                [Query(f"(sum({errors}) or vector(0)) / sum({requests})", "5xx")],
                 "percentunit",
                 threshold=above(service.error_rate),
                 description=(

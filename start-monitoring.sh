@@ -106,6 +106,7 @@ Commands:
 
 Environment (also read from .env; every variable is described in .env.example):
   COMPOSE_PROFILES  what runs (now: ${PROFILES}); "demo" adds the embedded datastores
+                    and the demo platform under load
   BIND_ADDRESS      host address for published ports (now: ${BIND_ADDRESS})
   WAIT_TIMEOUT      seconds to wait for health on start (now: ${WAIT_TIMEOUT})
   DRILL_TIMEOUT     seconds each drill step may wait (now: ${DRILL_TIMEOUT})
@@ -348,6 +349,8 @@ print_urls() {
 	fi
 	profile_enabled full traces && printf '  %-14s %s\n' "Jaeger" "http://${host}:$(env_setting JAEGER_UI_PORT 16686)"
 	profile_enabled full uptime && printf '  %-14s %s\n' "Uptime Kuma" "http://${host}:$(env_setting UPTIME_KUMA_PORT 3002)"
+	profile_enabled demo &&
+		printf '  %-14s %s\n' "Demo platform" "internal, Prometheus job platform; load $(env_setting DEMO_LOAD_RATE 4) requests/s"
 	printf '  %-14s %s\n' "Exporters" "http://${host}:$(env_setting REVENUE_EXPORTER_PORT 9101)/metrics  :$(env_setting SIGNALS_EXPORTER_PORT 9102)  :$(env_setting PORTFOLIO_EXPORTER_PORT 9103)"
 	printf '\nCredentials: %s (mode 0600; sudo may be needed to read them).\n' "${SECRETS_DIR}"
 	printf 'Health: ./start-monitoring.sh health    Logs: ./start-monitoring.sh logs [SERVICE]\n'

@@ -3,7 +3,8 @@
 A panel's query names metrics; each metric is produced by a scrape job (our exporters, a
 third-party exporter in monitoring/third_party_metrics.yml, Prometheus itself) or by recording
 rules over other metrics; a job's targets are Compose services (prometheus/prometheus.yml). The
-platform services' own metrics (docs/instrumentation.md) come from `CONTRACT`. The live truth
+platform services' own metrics (docs/instrumentation.md) come from the `platform` job (the demo
+platform), or from `CONTRACT` where no such job exists. The live truth
 tests use this to say which panels a stack can show, and why the others cannot be checked in it.
 """
 
@@ -27,7 +28,7 @@ from support.repo import ROOT
 
 PROMETHEUS_YML = ROOT / "prometheus" / "prometheus.yml"
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
-# The platform services that follow docs/instrumentation.md; no scrape job of ours reads them.
+# The platform services that follow docs/instrumentation.md, when no `platform` job scrapes them.
 CONTRACT = "platform services (docs/instrumentation.md)"
 # Series Prometheus makes itself: `up` for every target, ALERTS for every pending/firing alert.
 PROMETHEUS_MADE = {"up", "ALERTS"}
@@ -103,8 +104,10 @@ def metric_services() -> dict[str, frozenset[str]]:
             producers[str(name)] = services
     for name in PROMETHEUS_MADE:
         producers[name] = frozenset({"prometheus"})
+    # The platform services' metrics come from whatever job scrapes them: the demo platform's
+    # (job `platform`), or, without one, nothing this repository runs.
     for name in instrumented_metrics():
-        producers[name] = frozenset({CONTRACT})
+        producers[name] = jobs.get("platform", frozenset({CONTRACT}))
     # Recording rules produce what their inputs' services produce; rules read rules, so repeat
     # until nothing changes.
     rules: dict[str, frozenset[str]] = {}

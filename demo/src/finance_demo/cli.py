@@ -1,4 +1,4 @@
-"""Command line: `finance-demo migrate`, `seed`, the stack's jobs and its `alert-sink`."""
+"""Command line: `finance-demo migrate`, `seed`, the stack's jobs, alert-sink, platform and load."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ import redis
 
 from finance_demo import alert_sink, stack
 from finance_demo.migrate import migrate
+from finance_demo.platform import cli as platform_cli
 from finance_demo.seed import MAX_PAYMENTS, MAX_SEED, SeedPlan, seed_postgres, seed_redis
 
 _EPILOG = """environment:
   DATABASE_URL, DATABASE_URL_FILE   Postgres connection URL, or a file holding it
-  REDIS_URL, REDIS_URL_FILE         Redis connection URL, or a file holding it (seed only)
+  REDIS_URL, REDIS_URL_FILE         Redis connection URL, or a file holding it (seed, platform)
+  OTEL_EXPORTER_OTLP_ENDPOINT       platform: send traces over OTLP/HTTP there (else kept local)
 
 exit status: 0 ok, 1 error, 2 usage error
 """
@@ -93,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         default=f"0.0.0.0:{alert_sink.DEFAULT_PORT}",
         help=f"HOST:PORT (default 0.0.0.0:{alert_sink.DEFAULT_PORT})",
     )
+    platform_cli.add_parsers(commands)
     return parser
 
 
@@ -161,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stack(args)
     if args.command == "alert-sink":
         return _alert_sink(args.listen)
+    if args.command in ("platform", "load"):
+        return _platform(args)
     try:
         database_url = _setting(args.database_url, "DATABASE_URL", os.environ)
         redis_url = None
@@ -251,6 +256,21 @@ def _alert_sink(listen: str) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _platform(args: argparse.Namespace) -> int:
+    """The demo platform, or the load against it (platform/cli.py)."""
+    if args.command == "load":
+        return platform_cli.run_load(args)
+    try:
+        database_url = _setting(args.database_url, "DATABASE_URL", os.environ)
+        redis_url = _setting(args.redis_url, "REDIS_URL", os.environ)
+        if not database_url or not redis_url:
+            raise UsageError("the platform needs DATABASE_URL and REDIS_URL (or *_FILE)")
+    except UsageError as err:
+        print(f"finance-demo: error: {err}", file=sys.stderr)
+        return 2
+    return platform_cli.run_platform(args, database_url, redis_url, dict(os.environ))
 
 
 def _first_line(err: BaseException) -> str:

@@ -39,8 +39,10 @@ MAX_PAYMENTS = 100_000_000
 MAX_SEED = 2**31 - 2
 # Per model (in MODELS order): median generation time (s), accuracy level, accuracy drift per day.
 _GENERATION_MEDIANS = (0.4, 0.08, 1.5, 3.0)
-_ACCURACY_LEVELS = (0.62, 0.58, 0.69, 0.74)
-_ACCURACY_DRIFTS = (0.001, -0.0015, 0.002, 0.0)
+# xgboost_v7 degrades over the 30 days but ends above ModelAccuracyLow's 55%: the demo shows
+# a trend without raising an alert it did not mean to.
+_ACCURACY_LEVELS = (0.62, 0.62, 0.69, 0.74)
+_ACCURACY_DRIFTS = (0.001, -0.001, 0.002, 0.0)
 _MARKET_SIGMA = 0.009
 # Share of queued orders per priority (high, normal, low).
 _PRIORITY_WEIGHTS = (0.2, 0.5, 0.3)

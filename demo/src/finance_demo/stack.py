@@ -16,7 +16,16 @@ import psycopg
 import redis
 from psycopg import sql
 
-from finance_demo.access import POSTGRES_EXPORTER_ROLE, set_postgres_exporter_password
+from finance_demo.access import (
+    POSTGRES_EXPORTER_ROLE,
+    POSTGRES_PLATFORM_ROLE,
+    REDIS_PLATFORM_COMMANDS,
+    REDIS_PLATFORM_KEYS,
+    REDIS_PLATFORM_USER,
+    redis_acl_rules,
+    set_postgres_exporter_password,
+    set_postgres_platform_password,
+)
 from finance_demo.migrate import migrate
 from finance_demo.seed import SeedPlan, seed_postgres, seed_redis
 
@@ -38,6 +47,9 @@ GENERATED: dict[str, int] = {
     "redis_admin_password": EXPORTERS_UID,
     "exporter_redis_password": EXPORTERS_UID,
     "redis_exporter_password": EXPORTERS_UID,
+    # The demo platform (tools image, uid 10001): its Postgres role and Redis user.
+    "platform_pg_password": EXPORTERS_UID,
+    "platform_redis_password": EXPORTERS_UID,
     "grafana_admin_password": GRAFANA_UID,
     "grafana_es_password": GRAFANA_UID,
     "elastic_password": ELASTIC_UID,
@@ -49,6 +61,8 @@ DERIVED: dict[str, int] = {
     "redis_exporter_passwords": EXPORTERS_UID,
     "exporter_database_url": EXPORTERS_UID,
     "exporter_redis_url": EXPORTERS_UID,
+    "platform_database_url": EXPORTERS_UID,
+    "platform_redis_url": EXPORTERS_UID,
 }
 DEMO_POSTGRES = "demo-postgres:5432"
 DEMO_DATABASE = "platform"
@@ -99,6 +113,15 @@ def derive(values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, s
             "+slowlog|get +latency|latest +memory|usage",
         ),
     ]
+    acl.append(
+        _acl(
+            REDIS_PLATFORM_USER,
+            values["platform_redis_password"],
+            redis_acl_rules(REDIS_PLATFORM_KEYS, REDIS_PLATFORM_COMMANDS),
+        )
+    )
+    platform_pg = quote(values["platform_pg_password"], safe="")
+    platform_redis = quote(values["platform_redis_password"], safe="")
     # redis_exporter reads a JSON map of Redis address to password.
     exporter_passwords = {f"redis://{DEMO_REDIS}": values["redis_exporter_password"]}
     return {
@@ -108,6 +131,11 @@ def derive(values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, s
         or f"postgresql://{POSTGRES_EXPORTER_ROLE}:{exporter_pg}@{DEMO_POSTGRES}/{DEMO_DATABASE}",
         "exporter_redis_url": environ.get("REDIS_URL")
         or f"redis://finance_exporter:{exporter_redis}@{DEMO_REDIS}/0",
+        # The demo platform writes: always the demo datastores, never DATABASE_URL / REDIS_URL.
+        "platform_database_url": (
+            f"postgresql://{POSTGRES_PLATFORM_ROLE}:{platform_pg}@{DEMO_POSTGRES}/{DEMO_DATABASE}"
+        ),
+        "platform_redis_url": f"redis://{REDIS_PLATFORM_USER}:{platform_redis}@{DEMO_REDIS}/0",
     }
 
 
@@ -199,6 +227,7 @@ def setup_demo(
         applied = migrate(conn)
         progress(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
         set_postgres_exporter_password(conn, _read(secrets_dir, "exporter_pg_password"))
+        set_postgres_platform_password(conn, _read(secrets_dir, "platform_pg_password"))
         _postgres_exporter_role(conn, _read(secrets_dir, "postgres_exporter_password"))
         row = conn.execute("SELECT EXISTS (SELECT 1 FROM payments)").fetchone()
         if row is not None and row[0]:

@@ -1,0 +1,1 @@
+"""The demo platform: the five services of monitoring/inventory.yml, instrumented by contract."""

@@ -1,0 +1,82 @@
+"""The `platform` and `load` commands: their arguments, logging and run (cli.py dispatches)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+
+from finance_demo import load
+from finance_demo.platform import app, logs
+from finance_demo.seed import MAX_SEED
+
+
+def _seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 200:
+        raise argparse.ArgumentTypeError("must be from 0.1 to 200 requests per second")
+    return value
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `platform` and `load` subcommands."""
+    run = commands.add_parser("platform", help="run the demo platform's five services")
+    run.add_argument("--listen-host", default="0.0.0.0", help="address (default 0.0.0.0)")
+    run.add_argument(
+        "--base-port",
+        type=int,
+        default=app.DEFAULT_BASE_PORT,
+        help="api-gateway's port; payment, trading, market-data, user-management follow "
+        f"(default {app.DEFAULT_BASE_PORT})",
+    )
+    run.add_argument("--database-url", help="Postgres URL (default: DATABASE_URL)")
+    run.add_argument("--redis-url", help="Redis URL (default: REDIS_URL)")
+    send = commands.add_parser("load", help="send a steady synthetic load to the gateway")
+    send.add_argument("--target", default="http://127.0.0.1:8081", help="the gateway's URL")
+    send.add_argument("--rate", type=_rate, default=load.DEFAULT_RATE, help="requests/second")
+    send.add_argument("--seed", type=_seed_value, default=42, help="seed of the request mix")
+    send.add_argument("--duration", type=float, help="stop after this many seconds")
+    send.add_argument("--report-seconds", type=float, default=30.0, help="progress interval")
+    send.add_argument("--heartbeat", type=Path, help="file touched after every request")
+
+
+def run_load(args: argparse.Namespace) -> int:
+    """Run the load with the parsed arguments."""
+    logs.configure(default_service="demo-load")
+    settings = load.LoadSettings(
+        target=args.target,
+        rate=args.rate,
+        seed=args.seed,
+        duration_seconds=args.duration,
+        report_seconds=args.report_seconds,
+        heartbeat=args.heartbeat,
+    )
+    return load.run(settings)
+
+
+def run_platform(
+    args: argparse.Namespace, database_url: str, redis_url: str, environ: Mapping[str, str]
+) -> int:
+    """Run the platform with the parsed arguments and the resolved datastore URLs."""
+    logs.configure()
+    settings = app.PlatformSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        host=args.listen_host,
+        base_port=args.base_port,
+        environ=environ,
+    )
+    return app.run(settings)

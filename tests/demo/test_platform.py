@@ -1,0 +1,491 @@
+"""The demo platform under load: contract metrics, real writes, least privilege, outages.
+
+One platform process and one burst of load serve most tests of this module (the `served`
+fixture); the outage test runs its own platform against a Postgres it can stop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from finance_demo.access import (
+    POSTGRES_EXPORTER_ROLE,
+    POSTGRES_PLATFORM_ROLE,
+    REDIS_PLATFORM_USER,
+    create_redis_exporter_user,
+    create_redis_platform_user,
+    set_postgres_platform_password,
+)
+from finance_demo.catalog import PROVIDERS
+from finance_demo.load import LoadSettings, Tally, run_load
+from finance_demo.load_plan import LoadPlan
+from finance_demo.migrate import migrate
+from finance_demo.platform.app import SERVICES
+from finance_demo.platform.gateway import ROUTES
+from finance_demo.stack import DERIVED, GENERATED, derive
+from support.datastores import StartExporter, tempdir
+from support.exposition import by_label, parse, scrape
+from support.platform import PlatformProcess, request, start_platform
+from support.servers import PostgresServer, RedisServer
+
+pytestmark = pytest.mark.live
+
+TEMPLATE_DB = "reference_template"
+REQUIRED_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0}
+TEMPLATES = {template for _, template, _ in ROUTES} | {"unmatched"}
+LOAD_SECONDS = 6.0
+LOAD_RATE = 25.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """A platform that has served a burst of load: where it runs and what happened."""
+
+    platform: PlatformProcess
+    admin_url: str
+    platform_url: str
+    exporter_url: str
+    redis_admin_url: str
+    redis_platform_url: str
+    tally: Tally
+
+
+def _text(url: str, accept: str | None = None) -> str:
+    headers = {"Accept": accept} if accept else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        body: str = r.read().decode()
+        return body
+
+
+@pytest.fixture(scope="module")
+def served(
+    postgres_server: PostgresServer,
+    exporter_password: str,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    name = f"t_platform_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    admin_url = postgres_server.url(dbname=name)
+    pg_password = secrets.token_urlsafe(16)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        set_postgres_platform_password(conn, pg_password)
+    redis_password = secrets.token_urlsafe(16)
+    admin = redis.Redis.from_url(redis_server.url())
+    admin.flushall()
+    create_redis_platform_user(admin, redis_password)
+    create_redis_exporter_user(admin, redis_password)
+    platform_url = postgres_server.url(POSTGRES_PLATFORM_ROLE, pg_password, name)
+    redis_platform_url = redis_server.url(REDIS_PLATFORM_USER, redis_password)
+    platform = start_platform(platform_url, redis_platform_url, tmp_path_factory.mktemp("p"))
+    try:
+        settings = LoadSettings(
+            target=platform.gateway, rate=LOAD_RATE, seed=7, duration_seconds=LOAD_SECONDS
+        )
+        tally = run_load(settings, threading.Event())
+        # One certain failed login: the mix's 3% may not come up in a short burst.
+        request(platform.url("user-management", "/v1/sessions"), {"email": "x@y", "password": "z"})
+        yield Served(
+            platform=platform,
+            admin_url=admin_url,
+            platform_url=platform_url,
+            exporter_url=postgres_server.url(POSTGRES_EXPORTER_ROLE, exporter_password, name),
+            redis_admin_url=redis_server.url(),
+            redis_platform_url=redis_platform_url,
+            tally=tally,
+        )
+    finally:
+        assert platform.stop() == 0, platform.log.read_text()[-3000:]
+        admin.close()
+        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _scalar(url: str, sql: str) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+    assert row is not None
+    return row[0]
+
+
+# ---- the instrumentation contract ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_exposes_the_contract_with_its_own_service_label(
+    served: Served, service: str
+) -> None:
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(_text(served.platform.url(service, "/metrics")))
+    }
+    requests = families["http_requests"]
+    assert requests.type == "counter"
+    assert {tuple(sorted(s.labels)) for s in requests.samples} == {
+        ("code", "method", "route", "service")
+    }
+    assert {s.labels["service"] for s in requests.samples} == {service}
+    duration = families["http_request_duration_seconds"]
+    assert duration.type == "histogram"
+    buckets = [s for s in duration.samples if s.name.endswith("_bucket")]
+    assert {tuple(sorted(s.labels)) for s in buckets} == {("le", "method", "route", "service")}
+    assert {float(s.labels["le"]) for s in buckets} == REQUIRED_BUCKETS | {float("inf")}
+    start = families["process_start_time_seconds"].samples
+    assert [(s.labels, s.value > time.time() - 600) for s in start] == [
+        ({"service": service}, True)
+    ]
+    in_flight = families["http_requests_in_flight"].samples
+    assert [s.labels for s in in_flight] == [{"service": service}]
+    assert ("auth_attempts" in families) == (service == "user-management")
+    assert not any(name.endswith("_created") for name in families)
+
+
+def test_logins_are_counted_by_result(served: Served) -> None:
+    samples = scrape_url(served.platform.url("user-management", "/metrics"))
+    attempts = by_label(samples, "auth_attempts_total", "service", "result")
+    assert set(attempts) == {("user-management", "success"), ("user-management", "failure")}
+    assert attempts[("user-management", "success")] > 0
+    assert attempts[("user-management", "failure")] >= 1
+
+
+def scrape_url(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    return parse(_text(url))
+
+
+def test_route_labels_are_templates_and_every_service_served_traffic(served: Served) -> None:
+    for service in SERVICES:
+        samples = scrape_url(served.platform.url(service, "/metrics"))
+        counted = by_label(samples, "http_requests_total", "route", "method", "code")
+        assert counted, service
+        assert {route for route, _, _ in counted} <= TEMPLATES, service
+    gateway = by_label(
+        scrape_url(served.platform.url("api-gateway", "/metrics")), "http_requests_total", "route"
+    )
+    assert ("/v1/orders/{id}",) in gateway and ("/v1/quotes/{symbol}",) in gateway
+
+
+def test_latency_histogram_carries_trace_id_exemplars_in_openmetrics(served: Served) -> None:
+    body = _text(served.platform.url("api-gateway", "/metrics"), "application/openmetrics-text")
+    exemplars = re.findall(
+        r'^http_request_duration_seconds_bucket\{[^}]*service="api-gateway"[^}]*\} \S+ '
+        r'# \{trace_id="([0-9a-f]{32})"\} \S+',
+        body,
+        re.MULTILINE,
+    )
+    assert exemplars, body[:2000]
+    assert body.rstrip().endswith("# EOF")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_exposition_passes_promtool_check_metrics(served: Served, service: str) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: install Debian's prometheus package"
+    body = _text(served.platform.url(service, "/metrics"))
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stderr
+
+
+# ---- the load ---------------------------------------------------------------------------------
+
+
+def test_load_is_served_with_no_server_errors_and_few_client_errors(served: Served) -> None:
+    fields = served.tally.fields()
+    classes = fields["status_classes"]
+    assert isinstance(classes, dict)
+    assert set(classes) <= {"2xx", "4xx"}, classes
+    total = sum(classes.values())
+    assert total >= LOAD_RATE * LOAD_SECONDS * 0.5
+    assert classes.get("4xx", 0) / total < 0.12
+
+
+def test_load_plan_is_deterministic_for_a_seed() -> None:
+    def sequence(seed: int) -> list[tuple[str, str]]:
+        plan = LoadPlan(seed=seed)
+        out = []
+        for n in range(200):
+            planned = plan.next()
+            out.append((planned.kind, planned.path))
+            if planned.kind == "signup":
+                body = {"user_id": n + 1, "email": f"u{n}@x", "portfolio_id": n + 1}
+                plan.learn(planned, 201, {**body, "subscription_id": n + 1})
+        return out
+
+    assert sequence(7) == sequence(7)
+    assert sequence(7) != sequence(8)
+    assert {kind for kind, _ in sequence(7)} >= {"order", "payment", "signal", "login", "quote"}
+
+
+def test_load_command_stops_cleanly_on_sigterm(served: Served, tmp_path: Path) -> None:
+    heartbeat = tmp_path / "heartbeat"
+    argv = [sys.executable, "-m", "finance_demo.cli", "load", "--target", served.platform.gateway]
+    argv += ["--rate", "20", "--heartbeat", str(heartbeat), "--report-seconds", "0.5"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    process.terminate()
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["message"] for line in lines][-1] == "load stopped"
+    assert "load progress" in {line["message"] for line in lines}
+    assert lines[-1]["requests"] > 10 and lines[-1]["service.name"] == "demo-load"
+    assert heartbeat.stat().st_mtime > time.time() - 10
+
+
+# ---- real work on the datastores ---------------------------------------------------------------
+
+
+def test_payments_reach_a_final_status_and_some_are_refunded_or_declined(served: Served) -> None:
+    with psycopg.connect(served.admin_url, autocommit=True) as conn:
+        statuses = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM payments WHERE final_xid IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        )
+        pending = conn.execute("SELECT count(*) FROM payments WHERE status = 'pending'").fetchone()
+    assert statuses.get("succeeded", 0) > 0
+    assert pending == (0,)
+
+
+def test_signals_orders_and_trades_are_written_and_made_final(served: Served) -> None:
+    signals = _scalar(served.admin_url, "SELECT count(*) FROM signals")
+    final_orders = _scalar(
+        served.admin_url,
+        "SELECT count(*) FROM orders WHERE final_xid IS NOT NULL AND status <> 'pending'",
+    )
+    trades = _scalar(served.admin_url, "SELECT count(*) FROM trades")
+    users = _scalar(served.admin_url, "SELECT count(*) FROM users")
+    assert isinstance(signals, int) and signals > 5
+    assert isinstance(final_orders, int) and final_orders > 5
+    assert isinstance(trades, int) and 0 < trades <= final_orders
+    assert isinstance(users, int) and users > 0
+
+
+def test_order_queues_and_active_signals_hold_what_is_still_open(served: Served) -> None:
+    client = redis.Redis.from_url(served.redis_admin_url, decode_responses=True)
+    queued = [
+        int(i) for p in ("high", "normal", "low") for i in client.lrange(f"orders:queue:{p}", 0, -1)
+    ]
+    active = [int(i) for s in client.keys("signals:active:*") for i in client.smembers(s)]
+    client.close()
+    with psycopg.connect(served.admin_url, autocommit=True) as conn:
+        queued_status = conn.execute(
+            "SELECT DISTINCT status FROM orders WHERE id = ANY(%s)", (queued,)
+        ).fetchall()
+        active_status = conn.execute(
+            "SELECT DISTINCT status FROM signals WHERE id = ANY(%s)", (active,)
+        ).fetchall()
+    assert active and {row[0] for row in active_status} == {"active"}
+    assert {row[0] for row in queued_status} <= {"pending"}
+
+
+def test_market_data_ticks_advance_in_the_keys_the_exporters_read(served: Served) -> None:
+    client = redis.Redis.from_url(served.redis_admin_url, decode_responses=True)
+    keys = [f"md:last_tick:{p}" for p in PROVIDERS]
+    first = [float(v) for v in client.mget(keys)]
+    time.sleep(1.6)
+    second = [float(v) for v in client.mget(keys)]
+    ticks = client.hgetall("md:ticks:binance")
+    client.close()
+    assert all(b > a for a, b in zip(first, second, strict=True))
+    assert all(time.time() - stamp < 5 for stamp in second)
+    assert set(ticks) == {"BTC-USD", "ETH-USD", "SOL-USD"}
+    assert all(float(v.split("|")[0]) > 0 for v in ticks.values())
+
+
+def test_revenue_exporter_counts_the_platform_payments(
+    served: Served, start_exporter: StartExporter
+) -> None:
+    expected = dict(
+        psycopg.connect(served.admin_url, autocommit=True)
+        .execute(
+            "SELECT status || '/' || method, count(*)::float FROM payments"
+            " WHERE final_xid IS NOT NULL GROUP BY 1"
+        )
+        .fetchall()
+    )
+    exporter = start_exporter("revenue", served.exporter_url, None)
+    payments = by_label(scrape(exporter), "finance_payments_total", "status", "method")
+    assert {f"{s}/{m}": v for (s, m), v in payments.items() if v} == expected
+
+
+# ---- least privilege ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM payments",
+        "TRUNCATE orders",
+        "CREATE TABLE intruder (id int)",
+        "UPDATE payments SET amount = 0",
+        "UPDATE orders SET final_xid = NULL",
+        "DROP TABLE refunds",
+        "INSERT INTO model_evaluations (model, accuracy) VALUES ('x', 1)",
+    ],
+)
+def test_platform_role_cannot_delete_truncate_or_change_the_schema(
+    served: Served, statement: str
+) -> None:
+    with psycopg.connect(served.platform_url) as conn:
+        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.WrongObjectType)):
+            conn.execute(statement.encode())
+
+
+def test_platform_redis_user_is_limited_to_its_key_families(served: Served) -> None:
+    client = redis.Redis.from_url(served.redis_platform_url, decode_responses=True)
+    try:
+        client.set("md:last_tick:test", "1")
+        for action in (
+            lambda: client.set("sessions:1", "x"),
+            lambda: client.get("md:last_tick:polygon"),
+            lambda: client.delete("orders:queue:high"),
+            lambda: client.keys("*"),
+            lambda: client.flushall(),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                action()
+    finally:
+        client.close()
+
+
+# ---- logs ---------------------------------------------------------------------------------------
+
+
+def test_logs_are_ecs_json_and_one_trace_spans_gateway_and_service(served: Served) -> None:
+    lines = served.platform.log_lines()
+    served_lines = [line for line in lines if line["message"] == "request served"]
+    assert served_lines
+    for line in served_lines:
+        assert {"@timestamp", "log.level", "service.name", "message"} <= set(line)
+        assert re.fullmatch(r"[0-9a-f]{32}", str(line["trace.id"]))
+        assert re.fullmatch(r"[0-9a-f]{16}", str(line["span.id"]))
+    by_trace: dict[str, set[str]] = {}
+    for line in served_lines:
+        by_trace.setdefault(str(line["trace.id"]), set()).add(str(line["service.name"]))
+    assert any(services >= {"api-gateway", "trading"} for services in by_trace.values())
+    assert {s for services in by_trace.values() for s in services} == set(SERVICES)
+
+
+# ---- a datastore outage ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_postgres(exporter_password: str) -> Iterator[tuple[PostgresServer, str]]:
+    """A Postgres of its own (this test stops it), migrated, with the platform's password."""
+    root = tempdir("finance-pg-outage-")
+    root.chmod(0o755)
+    server = PostgresServer(root)
+    server.init()
+    server.start()
+    password = secrets.token_urlsafe(16)
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE platform")
+    with psycopg.connect(server.url(dbname="platform"), autocommit=True) as conn:
+        migrate(conn)
+        set_postgres_platform_password(conn, password)
+    try:
+        yield server, server.url(POSTGRES_PLATFORM_ROLE, password, "platform")
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_postgres_outage_answers_503_and_the_platform_recovers(
+    own_postgres: tuple[PostgresServer, str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    server, url = own_postgres
+    admin = redis.Redis.from_url(redis_server.url())
+    password = secrets.token_urlsafe(16)
+    create_redis_platform_user(admin, password)
+    admin.close()
+    platform = start_platform(url, redis_server.url(REDIS_PLATFORM_USER, password), tmp_path)
+    signup = {"tier": "pro", "billing_period": "monthly", "currency": "USD"}
+    signup["account_type"] = "individual"
+    try:
+        assert request(platform.gateway + "/v1/users", signup)[0] == 201
+        server.stop()
+        outage = [request(platform.gateway + "/v1/users", signup)[0] for _ in range(3)]
+        assert outage == [503, 503, 503]
+        assert platform.process.poll() is None
+        with urllib.request.urlopen(platform.url("payment", "/healthz"), timeout=5) as health:
+            assert health.status == 200
+        for service in ("api-gateway", "user-management"):
+            samples = scrape_url(platform.url(service, "/metrics"))
+            codes = by_label(samples, "http_requests_total", "route", "code")
+            assert codes[("/v1/users", "503")] == 3, service
+        server.start()
+        # poll every 0.2s, at most 20s: the next request connects afresh
+        deadline = time.monotonic() + 20
+        status = 0
+        while time.monotonic() < deadline:
+            status = request(platform.gateway + "/v1/users", signup)[0]
+            if status == 201:
+                break
+            time.sleep(0.2)
+        assert status == 201
+        events = [
+            (line["message"], line.get("datastore"))
+            for line in platform.log_lines()
+            if line["message"].startswith("datastore")
+        ]
+        assert ("datastore down", "postgres") in events
+        assert ("datastore recovered", "postgres") in events
+    finally:
+        assert platform.stop() == 0
+
+
+def test_healthz_answers_without_any_datastore(tmp_path: Path) -> None:
+    # Nothing listens on these URLs: /healthz must not care, a real route must answer 503.
+    platform = start_platform(
+        "postgresql://nobody:x@127.0.0.1:1/none", "redis://nobody:x@127.0.0.1:1/0", tmp_path
+    )
+    try:
+        for service in SERVICES:
+            with urllib.request.urlopen(platform.url(service, "/healthz"), timeout=5) as r:
+                assert r.status == 200
+        assert request(platform.gateway + "/v1/quotes/AAPL")[0] == 503
+        assert request(platform.gateway + "/v1/orders/1")[0] == 503
+        assert request(platform.gateway + "/v1/nowhere")[0] == 404
+    finally:
+        assert platform.stop() == 0
+
+
+# ---- the stack's secrets ----------------------------------------------------------------------
+
+
+def test_platform_secrets_point_at_the_demo_datastores_even_with_external_urls() -> None:
+    values = {name: f"pw-{name}" for name in GENERATED}
+    external = {"DATABASE_URL": "postgresql://u:p@db.internal/x", "REDIS_URL": "redis://r/0"}
+    derived = derive(values, external)
+    assert derived["platform_database_url"] == (
+        "postgresql://finance_platform:pw-platform_pg_password@demo-postgres:5432/platform"
+    )
+    assert derived["platform_redis_url"] == (
+        "redis://finance_platform:pw-platform_redis_password@demo-redis:6379/0"
+    )
+    assert derived["exporter_database_url"] == external["DATABASE_URL"]
+    acl = [line for line in derived["redis_acl"].splitlines() if " finance_platform " in line]
+    assert len(acl) == 1 and "~* " not in acl[0] and "+@all" not in acl[0]
+    assert "pw-platform_redis_password" not in derived["redis_acl"]
+    assert {GENERATED["platform_pg_password"], DERIVED["platform_database_url"]} == {10001}

@@ -264,6 +264,19 @@ generate_secrets() {
 	compose --profile setup run --rm --no-deps secrets-init >/dev/null
 }
 
+# Prometheus scrapes the services of optional profiles through file_sd: write their targets
+# from the services these profiles run, so a service left out is not reported down.
+write_scrape_targets() {
+	local summary
+	if [[ ${DRY_RUN} == 1 ]]; then
+		compose config --format json
+		return 0
+	fi
+	summary="$(compose config --format json | helper compose_json targets "${ROOT}/prometheus/targets")" ||
+		die 1 "could not write Prometheus' scrape targets into ${ROOT}/prometheus/targets: check the folder is writable"
+	info "scrape targets: $(printf '%s' "${summary}" | cut -d' ' -f1 | tr '\n' ' ')(prometheus/targets/)"
+}
+
 # Images without a build section must be pulled; a failure names the image and its variable.
 pull_images() {
 	local service image variable
@@ -375,6 +388,7 @@ cmd_start() {
 	generate_secrets
 	info "building the stack's own images"
 	compose build --quiet
+	write_scrape_targets
 	info "starting containers"
 	compose up --detach --no-build --remove-orphans
 	wait_for_health || exit 1

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from monitoring.compose_json import scrape_targets
 from support.promql import (
     RULES_DIR,
     THIRD_PARTY,
@@ -27,6 +28,7 @@ from support.promql import (
 from support.repo import ROOT
 
 PROMETHEUS_YML = ROOT / "prometheus" / "prometheus.yml"
+COMPOSE_YML = ROOT / "docker-compose.yml"
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 # The platform services that follow docs/instrumentation.md, when no `platform` job scrapes them.
 CONTRACT = "platform services (docs/instrumentation.md)"
@@ -78,15 +80,16 @@ def panels(root: Path = ROOT) -> list[Panel]:
 
 
 def job_services() -> dict[str, frozenset[str]]:
-    """Compose services scraped by each job: a target's host is its service name."""
+    """Compose services scraped by each job: a target's host is its service name. Jobs of the
+    optional profiles get their targets from the services' `ai-finance.scrape.*` labels."""
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    labelled = scrape_targets(yaml.safe_load(COMPOSE_YML.read_text()))
     jobs = {}
     for job in config["scrape_configs"]:
-        hosts = {
-            target.rsplit(":", 1)[0]
-            for static in job.get("static_configs", [])
-            for target in static["targets"]
-        }
+        groups = list(job.get("static_configs", []))
+        if job.get("file_sd_configs"):
+            groups += labelled.get(job["job_name"], [])
+        hosts = {target.rsplit(":", 1)[0] for group in groups for target in group["targets"]}
         jobs[job["job_name"]] = frozenset("prometheus" if h == "localhost" else h for h in hosts)
     return jobs
 

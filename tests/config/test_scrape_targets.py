@@ -1,0 +1,113 @@
+"""Scrape targets of the optional profiles: Prometheus reads them from targets/<job>.json
+(file_sd), which `start` writes from the `ai-finance.scrape.*` labels of the services the chosen
+profiles run, so a service left out is not scraped and TargetDown does not fire for it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitoring.compose_json import SCRAPE_JOB, write_targets
+from support.repo import ROOT, copy_repo
+
+PROMETHEUS_YML = ROOT / "prometheus" / "prometheus.yml"
+
+
+def compose_services() -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    return services
+
+
+def with_profiles(*profiles: str) -> dict[str, Any]:
+    """The compose document as `compose config` gives it for these profiles: services without
+    a profile, and those with one of them."""
+    return {
+        "services": {
+            name: service
+            for name, service in compose_services().items()
+            if not service.get("profiles") or set(service["profiles"]) & set(profiles)
+        }
+    }
+
+
+def file_sd_jobs() -> dict[str, list[str]]:
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    return {
+        job["job_name"]: [f for sd in job["file_sd_configs"] for f in sd["files"]]
+        for job in config["scrape_configs"]
+        if "file_sd_configs" in job
+    }
+
+
+def test_every_file_sd_job_has_labelled_services_and_back() -> None:
+    labelled = {
+        service["labels"][SCRAPE_JOB]
+        for service in compose_services().values()
+        if SCRAPE_JOB in (service.get("labels") or {})
+    }
+    jobs = file_sd_jobs()
+    assert set(jobs) == labelled
+    assert jobs == {job: [f"targets/{job}.json"] for job in jobs}
+    # Only services of optional profiles: the core ones are always scraped (static_configs).
+    for name, service in compose_services().items():
+        if SCRAPE_JOB in (service.get("labels") or {}):
+            assert service.get("profiles"), name
+
+
+def test_demo_profile_writes_only_its_jobs_and_removes_stale_ones(tmp_path: Path) -> None:
+    directory = tmp_path / "targets"
+    directory.mkdir()
+    (directory / "cadvisor.json").write_text('[{"targets": ["cadvisor:8080"]}]\n')
+    lines = write_targets(with_profiles("demo"), directory)
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "platform.json",
+        "postgres.json",
+        "redis.json",
+    ]
+    assert lines == [
+        "platform demo-platform:8081 demo-platform:8082 demo-platform:8083 demo-platform:8084"
+        " demo-platform:8085",
+        "postgres postgres-exporter:9187",
+        "redis redis-exporter:9121",
+    ]
+    assert json.loads((directory / "postgres.json").read_text()) == [
+        {"targets": ["postgres-exporter:9187"], "labels": {"datastore": "demo-postgres"}}
+    ]
+    assert (directory / "redis.json").stat().st_mode & 0o777 == 0o644
+    # Everything on: every optional job; nothing on: none left.
+    write_targets(with_profiles("demo", "full"), directory)
+    assert sorted(p.stem for p in directory.glob("*.json")) == sorted(file_sd_jobs())
+    write_targets(with_profiles(), directory)
+    assert list(directory.glob("*.json")) == []
+
+
+def test_promtool_accepts_the_written_targets(tmp_path: Path) -> None:
+    """promtool reads file_sd files that exist: the written ones are valid target groups."""
+    root = copy_repo(tmp_path / "repo")
+    write_targets(with_profiles("demo", "full"), root / "prometheus" / "targets")
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: install Debian's prometheus package"
+    result = subprocess.run(
+        [promtool, "check", "config", str(root / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "does not exist" not in result.stdout + result.stderr
+    # A broken file is reported, so the check above is a real one.
+    (root / "prometheus" / "targets" / "redis.json").write_text('[{"targets": "redis"}]\n')
+    broken = subprocess.run(
+        [promtool, "check", "config", str(root / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert broken.returncode != 0, broken.stdout + broken.stderr

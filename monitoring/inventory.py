@@ -57,6 +57,7 @@ class Inventory:
     runbook_base: str
     grafana_url: str
     teams: dict[str, str]
+    folders: dict[str, str]
     dashboards: dict[str, dict[str, str]]
     slo_window: str
     services: tuple[Service, ...]
@@ -105,6 +106,7 @@ def load(path: Path = INVENTORY) -> Inventory:
         runbook_base=str(raw["runbook_base"]).rstrip("/"),
         grafana_url=str(raw["grafana_url"]).rstrip("/"),
         teams=teams,
+        folders={str(uid): str(title) for uid, title in raw["folders"].items()},
         dashboards={uid: dict(d) for uid, d in raw["dashboards"].items()},
         slo_window=str(raw["slo_window"]),
         services=services,
@@ -116,7 +118,11 @@ def load(path: Path = INVENTORY) -> Inventory:
 
 
 def check(inventory: Inventory) -> None:
-    """Reject rows no alert could ever satisfy, and windows in the wrong order."""
+    """Reject rows no alert could ever satisfy, windows in the wrong order, and dashboards in a
+    folder the inventory does not declare."""
+    for uid, meta in inventory.dashboards.items():
+        if meta["folder"] not in inventory.folders:
+            raise InventoryError(f"dashboard {uid}: folder {meta['folder']!r} is not in folders")
     for rate in inventory.burn_rates:
         if seconds(rate.short) >= seconds(rate.long):
             raise InventoryError(f"burn {rate.burn}: short window must be shorter than long")

@@ -328,6 +328,21 @@ def test_alert_thresholds_come_from_the_rules(tmp_path: Path) -> None:
         alert_limits.limit("NoSuchAlert")
 
 
+def test_every_dashboard_folder_has_its_provider(inventory: Inventory) -> None:
+    """One provider per folder, titled from the inventory, reading the directory the compose
+    file mounts for it; no dashboard directory without a provider."""
+    providers = yaml.safe_load((ROOT / dashboards.PROVIDERS).read_text())["providers"]
+    directories = {path.parent.name for path in committed()}
+    assert {p["folderUid"] for p in providers} == directories == set(inventory.folders)
+    assert {p["folderUid"]: p["folder"] for p in providers} == inventory.folders
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = [v.split(":") for v in compose["services"]["grafana"]["volumes"]]
+    assert ["./grafana/dashboards", dashboards.MOUNTED_AT, "ro"] in mounts
+    for provider in providers:
+        assert provider["options"]["path"] == f"{dashboards.MOUNTED_AT}/{provider['folderUid']}"
+        assert provider["allowUiUpdates"] is False
+
+
 # ---- planted failures ----------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from test_stack import compose_down, stack_env, unpullable
 
+from monitoring.inventory import load
 from support.repo import ROOT, copy_repo
 from support.servers import free_port
 
@@ -66,9 +67,10 @@ def test_grafana_serves_every_dashboard_and_healthy_datasources(
             for path in (ROOT / "grafana" / "dashboards").rglob("*.json")
         }
         found = _get(f"{base}/api/search?type=dash-db&limit=5000", password)
-        # Every generated dashboard, in the folder named after its directory, as committed.
-        assert {d["uid"]: d.get("folderTitle") for d in found} == {
-            uid: folder for uid, (folder, _) in generated.items()
+        # Every generated dashboard, in its folder (uid = directory, title from the inventory).
+        folders = load().folders
+        assert {d["uid"]: (d.get("folderUid"), d.get("folderTitle")) for d in found} == {
+            uid: (folder, folders[folder]) for uid, (folder, _) in generated.items()
         }
         for uid, (_, model) in generated.items():
             loaded = _get(f"{base}/api/dashboards/uid/{uid}", password)

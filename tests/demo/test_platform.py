@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ from finance_demo.stack import DERIVED, GENERATED, derive
 from support.datastores import StartExporter, tempdir
 from support.exposition import by_label, parse, scrape
 from support.platform import PlatformProcess, request, start_platform
-from support.servers import PostgresServer, RedisServer
+from support.servers import PostgresServer, RedisServer, free_port
 
 pytestmark = pytest.mark.live
 
@@ -182,16 +183,80 @@ def test_route_labels_are_templates_and_every_service_served_traffic(served: Ser
     assert ("/v1/orders/{id}",) in gateway and ("/v1/quotes/{symbol}",) in gateway
 
 
-def test_latency_histogram_carries_trace_id_exemplars_in_openmetrics(served: Served) -> None:
-    body = _text(served.platform.url("api-gateway", "/metrics"), "application/openmetrics-text")
+@pytest.mark.parametrize("service", SERVICES)
+def test_latency_histogram_carries_trace_id_exemplars_in_openmetrics(
+    served: Served, service: str
+) -> None:
+    body = _text(served.platform.url(service, "/metrics"), "application/openmetrics-text")
     exemplars = re.findall(
-        r'^http_request_duration_seconds_bucket\{[^}]*service="api-gateway"[^}]*\} \S+ '
+        # Label values are quoted and may hold braces: route="/v1/quotes/{symbol}".
+        rf'^http_request_duration_seconds_bucket\{{(?:[^"}}]|"[^"]*")*service="{service}"'
+        r'(?:[^"}]|"[^"]*")*\} \S+ '
         r'# \{trace_id="([0-9a-f]{32})"\} \S+',
         body,
         re.MULTILINE,
     )
     assert exemplars, body[:2000]
     assert body.rstrip().endswith("# EOF")
+
+
+def test_prometheus_stores_the_exemplars_of_every_service(served: Served, tmp_path: Path) -> None:
+    """Debian's Prometheus 2.42 with exemplar storage scrapes the five services (OpenMetrics is
+    negotiated) while requests flow, and keeps trace-id exemplars for each of them."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus not found: install Debian's prometheus package"
+    port = free_port()
+    targets = [f"127.0.0.1:{served.platform.base_port + n}" for n in range(len(SERVICES))]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {"job_name": "platform", "static_configs": [{"targets": targets}]}
+                ],
+            }
+        )
+    )
+    argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}"]
+    argv += [f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"]
+    log = tmp_path / "prometheus.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    stop = threading.Event()
+    load = threading.Thread(
+        target=run_load,
+        args=(LoadSettings(target=served.platform.gateway, rate=20, seed=11), stop),
+        daemon=True,
+    )
+    load.start()
+    try:
+        found: set[str] = set()
+        deadline = time.monotonic() + 30
+        while found != set(SERVICES) and time.monotonic() < deadline:
+            time.sleep(1)
+            now = time.time()
+            query = urllib.parse.urlencode(
+                {"query": "http_request_duration_seconds_bucket", "start": now - 60, "end": now}
+            )
+            try:
+                answer = json.loads(
+                    _text(f"http://127.0.0.1:{port}/api/v1/query_exemplars?{query}")
+                )
+            except OSError:
+                continue
+            for entry in answer["data"]:
+                if all(
+                    re.fullmatch(r"[0-9a-f]{32}", e["labels"]["trace_id"])
+                    for e in entry["exemplars"]
+                ):
+                    found.add(entry["seriesLabels"]["service"])
+        assert found == set(SERVICES), log.read_text()[-3000:]
+    finally:
+        stop.set()
+        load.join(timeout=10)
+        process.terminate()
+        process.wait(timeout=15)
 
 
 @pytest.mark.parametrize("service", SERVICES)

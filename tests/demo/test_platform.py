@@ -19,6 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -39,8 +40,11 @@ from finance_demo.load import LoadSettings, Tally, run_load
 from finance_demo.load_plan import LoadPlan
 from finance_demo.migrate import migrate
 from finance_demo.platform.app import SERVICES
+from finance_demo.platform.datastores import PostgresPool
 from finance_demo.platform.gateway import ROUTES
+from finance_demo.platform.valuation import close_days
 from finance_demo.stack import DERIVED, GENERATED, derive
+from finance_exporter.domains.portfolio import AUM
 from support.datastores import StartExporter, tempdir
 from support.exposition import by_label, parse, scrape
 from support.platform import PlatformProcess, request, start_platform
@@ -395,6 +399,62 @@ def test_revenue_exporter_counts_the_platform_payments(
 
 
 # ---- least privilege ---------------------------------------------------------------------------
+
+
+def test_end_of_day_close_values_every_portfolio_once(served: Served) -> None:
+    """The trading service's daily close, run as the platform role over the portfolios the load
+    opened: from a base day (written as admin), the next two days are closed; every portfolio
+    gets one snapshot per day, its value follows the previous day's by that day's return, VaR95
+    stays a fraction of value, a second run writes nothing, and the portfolio exporter's AUM
+    query reads the last day."""
+    base = datetime.now(UTC).date()
+    with psycopg.connect(served.admin_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM portfolio_daily_snapshots")
+        conn.execute(
+            "INSERT INTO portfolio_daily_snapshots"
+            " (portfolio_id, day, value_usd, daily_return, var95_usd)"
+            " SELECT id, %s, 10000, 0, 200 FROM portfolios",
+            (base,),
+        )
+    latest = base + timedelta(days=2)
+    pool = PostgresPool(served.platform_url)
+    try:
+        closed = close_days(pool, latest + timedelta(days=1))
+        again = close_days(pool, latest + timedelta(days=1))
+    finally:
+        pool.close()
+    assert list(closed) == [base + timedelta(days=1), latest]
+    assert again == {}
+    with psycopg.connect(served.admin_url, autocommit=True) as conn:
+        for day in (latest - timedelta(days=1), latest):
+            counts = conn.execute(
+                "SELECT count(*), count(DISTINCT portfolio_id) FROM portfolio_daily_snapshots"
+                " WHERE day = %s",
+                (day,),
+            ).fetchone()
+            portfolios = conn.execute(
+                "SELECT count(*) FROM portfolios WHERE created_at < %s::date + 1", (day,)
+            ).fetchone()
+            assert counts is not None and portfolios is not None
+            assert counts[0] == counts[1] == portfolios[0] > 0, (day, counts, portfolios)
+        rows = conn.execute(
+            "SELECT s.value_usd, s.daily_return, s.var95_usd, y.value_usd"
+            " FROM portfolio_daily_snapshots AS s"
+            " JOIN portfolio_daily_snapshots AS y ON y.portfolio_id = s.portfolio_id"
+            " AND y.day = s.day - 1 WHERE s.day = %s",
+            (latest,),
+        ).fetchall()
+        assert rows
+        for value, ret, var95, previous in rows:
+            assert abs(ret) <= 0.2
+            assert abs(float(value) - float(previous) * (1 + ret)) <= 0.01
+            assert 0 < float(var95) < float(value) * 0.2
+        aum = conn.execute(AUM.sql.encode()).fetchall()
+        total = conn.execute(
+            "SELECT sum(value_usd) FROM portfolio_daily_snapshots WHERE day = %s", (latest,)
+        ).fetchone()
+    assert total is not None
+    assert sum(value for _, value in aum) == total[0]
 
 
 @pytest.mark.parametrize(

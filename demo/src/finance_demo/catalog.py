@@ -51,6 +51,29 @@ ALLOWED: dict[tuple[str, str], tuple[str, ...]] = {
 MODELS = ("lstm_v3", "xgboost_v7", "transformer_v2", "ensemble_v1")
 EVALUATIONS_PER_MODEL = 30
 SNAPSHOT_DAYS = 30
+# End-of-day valuation (the seed's 30 days of history and the demo platform's daily close): a
+# shared market move per day, N(MARKET_DRIFT, MARKET_SIGMA), and per account type the market
+# beta, the portfolio's own daily volatility, and log10 of a new portfolio's value (base, spread).
+MARKET_DRIFT = 0.0004
+MARKET_SIGMA = 0.009
+ACCOUNT_RISK: dict[str, tuple[float, float, float, float]] = {
+    "individual": (1.1, 0.012, 3.5, 1.5),
+    "joint": (1.0, 0.010, 4.0, 1.5),
+    "retirement": (0.6, 0.005, 4.3, 1.5),
+    "institutional": (0.8, 0.006, 6.0, 1.7),
+}
+# VaR95 is this many daily standard deviations of value (one-sided 95% normal quantile).
+VAR95_SIGMAS = 1.645
+
+
+def account_risk_values() -> str:
+    """ACCOUNT_RISK as an SQL VALUES list: (account_type, beta, idio, base_log10, spread_log10)."""
+    return ", ".join(
+        f"('{kind}', {beta}::float8, {idio}::float8, {base}::float8, {spread}::float8)"
+        for kind, (beta, idio, base, spread) in ACCOUNT_RISK.items()
+    )
+
+
 POSITIONS_PER_PORTFOLIO = 5
 
 # Redis key conventions read by the portfolio and signals exporters.

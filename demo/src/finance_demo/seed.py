@@ -20,6 +20,8 @@ from finance_demo.catalog import (
     ALLOWED,
     EVALUATIONS_PER_MODEL,
     INSTRUMENTS,
+    MARKET_DRIFT,
+    MARKET_SIGMA,
     MODELS,
     POSITIONS_PER_PORTFOLIO,
     PRICE_WAVE_AMPLITUDE,
@@ -43,7 +45,6 @@ _GENERATION_MEDIANS = (0.4, 0.08, 1.5, 3.0)
 # a trend without raising an alert it did not mean to.
 _ACCURACY_LEVELS = (0.62, 0.62, 0.69, 0.74)
 _ACCURACY_DRIFTS = (0.001, -0.001, 0.002, 0.0)
-_MARKET_SIGMA = 0.009
 # Share of queued orders per priority (high, normal, low).
 _PRIORITY_WEIGHTS = (0.2, 0.5, 0.3)
 _CHUNK = 10_000
@@ -109,7 +110,7 @@ def _setseed_value(seed: int) -> float:
 def _market_moves(seed: int) -> list[float]:
     """Shared daily market return of each snapshot day (Python-side, so no extra SQL draws)."""
     rng = random.Random(seed)
-    return [round(rng.gauss(0.0004, _MARKET_SIGMA), 6) for _ in range(SNAPSHOT_DAYS)]
+    return [round(rng.gauss(MARKET_DRIFT, MARKET_SIGMA), 6) for _ in range(SNAPSHOT_DAYS)]
 
 
 def _parameters(plan: SeedPlan) -> dict[str, object]:
@@ -139,7 +140,7 @@ def _parameters(plan: SeedPlan) -> dict[str, object]:
         "per_portfolio": POSITIONS_PER_PORTFOLIO,
         "days": SNAPSHOT_DAYS,
         "market": _market_moves(plan.seed),
-        "market_sigma": _MARKET_SIGMA,
+        "market_sigma": MARKET_SIGMA,
         "users": plan.users,
         "portfolios": plan.portfolios,
         "payments": plan.payments,

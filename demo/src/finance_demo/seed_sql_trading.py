@@ -5,6 +5,7 @@ Same rules as seed_sql: random numbers are drawn only in the MATERIALIZED CTE d.
 
 from __future__ import annotations
 
+from finance_demo.catalog import VAR95_SIGMAS, account_risk_values
 from finance_demo.seed_sql import NORMAL, A, price, quantity
 
 _Z = NORMAL.format("r_z1", "r_z2")
@@ -70,10 +71,7 @@ WITH d AS MATERIALIZED (
                 + a.idio * {_Z})) AS ret
     FROM d JOIN portfolios AS p ON p.id = d.pid
     -- Per account type: market beta, own daily volatility, log10 of the value's range.
-    JOIN (VALUES ('individual', 1.1::float8, 0.012::float8, 3.5::float8, 1.5::float8),
-                 ('joint', 1.0, 0.010, 4.0, 1.5), ('retirement', 0.6, 0.005, 4.3, 1.5),
-                 ('institutional', 0.8, 0.006, 6.0, 1.7))
-         AS a (account_type, beta, idio, base_log10, spread_log10)
+    JOIN (VALUES {account_risk_values()}) AS a (account_type, beta, idio, base_log10, spread_log10)
          ON a.account_type = p.account_type
 ), w AS (
     SELECT r.*, first_value(r_base) OVER win AS base_r, sum(ln(1 + ret)) OVER win AS growth
@@ -85,7 +83,7 @@ WITH d AS MATERIALIZED (
 -- The numeric(20, 2) columns round the float values on assignment.
 INSERT INTO portfolio_daily_snapshots (portfolio_id, day, value_usd, daily_return, var95_usd)
 SELECT pid, %(anchor_day)s::date - (%(days)s - 1 - k), value, ret,
-       1.645 * sigma * value * (0.9 + 0.2 * r_var)
+       {VAR95_SIGMAS} * sigma * value * (0.9 + 0.2 * r_var)
 FROM v
 """
 

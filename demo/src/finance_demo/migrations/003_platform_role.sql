@@ -24,6 +24,8 @@ GRANT USAGE ON SCHEMA public TO finance_platform;
 
 GRANT SELECT, INSERT ON users, subscriptions, payments, refunds, signals, portfolios, positions,
     orders, trades TO finance_platform;
+-- The trading service's end-of-day close adds each ended day's valuation snapshots.
+GRANT SELECT, INSERT ON portfolio_daily_snapshots TO finance_platform;
 GRANT UPDATE (status, last_active_at, churned_at) ON users TO finance_platform;
 GRANT UPDATE (status, canceled_at) ON subscriptions TO finance_platform;
 GRANT UPDATE (status) ON payments TO finance_platform;

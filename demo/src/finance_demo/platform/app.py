@@ -27,6 +27,7 @@ from finance_demo.platform.payment import PaymentService
 from finance_demo.platform.tracing import tracer_provider
 from finance_demo.platform.trading import TradingService
 from finance_demo.platform.users import UserService
+from finance_demo.platform.valuation import run_close
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ class Platform:
         return self._providers[service].get_tracer("finance_demo.platform")
 
     def start(self) -> None:
-        """Serve every service and run the feed, each in a daemon thread."""
+        """Serve every service, run the market-data feed and the end-of-day close, each in a
+        daemon thread."""
         for name, server in self.servers.items():
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
@@ -99,8 +101,10 @@ class Platform:
                 extra={"service": name, "server.address": str(host), "server.port": port},
             )
         feed = threading.Thread(target=self.market.run_feed, args=(self._stop,), daemon=True)
-        feed.start()
-        self._threads.append(feed)
+        close = threading.Thread(target=run_close, args=(self._pool, self._stop), daemon=True)
+        for thread in (feed, close):
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         """Stop serving, flush the spans, close the datastore clients."""

@@ -19,7 +19,7 @@ import redis
 from finance_demo import alert_sink, stack
 from finance_demo.migrate import migrate
 from finance_demo.platform import cli as platform_cli
-from finance_demo.seed import MAX_PAYMENTS, MAX_SEED, SeedPlan, seed_postgres, seed_redis
+from finance_demo.seed import MAX_PAYMENTS, SeedPlan, seed_postgres, seed_redis
 
 _EPILOG = """environment:
   DATABASE_URL, DATABASE_URL_FILE   Postgres connection URL, or a file holding it
@@ -45,16 +45,6 @@ def _payments(text: str) -> int:
     return int(value)
 
 
-def _seed_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}")
-    return value
-
-
 def _anchor(text: str) -> datetime:
     """An ISO 8601 instant; without an offset it is taken as UTC."""
     try:
@@ -78,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--database-url", help="Postgres URL (default: DATABASE_URL)")
     seed.add_argument("--redis-url", help="Redis URL (default: REDIS_URL); else Redis is skipped")
     seed.add_argument("--payments", type=_payments, required=True, help="payment rows, e.g. 1e5")
-    seed.add_argument("--seed", type=_seed_value, default=42, help="random seed (default 42)")
+    seed.add_argument(
+        "--seed", type=platform_cli.seed_value, default=42, help="random seed (default 42)"
+    )
     seed.add_argument(
         "--anchor", type=_anchor, help="ISO 8601 'now' the history ends at (default: now)"
     )

@@ -11,7 +11,8 @@ from finance_demo.platform import app, logs
 from finance_demo.seed import MAX_SEED
 
 
-def _seed_value(text: str) -> int:
+def seed_value(text: str) -> int:
+    """A --seed argument (the seed command's and the load's): a whole number, 0 to MAX_SEED."""
     try:
         value = int(text)
     except ValueError:
@@ -47,7 +48,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     send = commands.add_parser("load", help="send a steady synthetic load to the gateway")
     send.add_argument("--target", default="http://127.0.0.1:8081", help="the gateway's URL")
     send.add_argument("--rate", type=_rate, default=load.DEFAULT_RATE, help="requests/second")
-    send.add_argument("--seed", type=_seed_value, default=42, help="seed of the request mix")
+    send.add_argument("--seed", type=seed_value, default=42, help="seed of the request mix")
     send.add_argument("--duration", type=float, help="stop after this many seconds")
     send.add_argument("--report-seconds", type=float, default=30.0, help="progress interval")
     send.add_argument("--heartbeat", type=Path, help="file touched after every request")

@@ -24,6 +24,7 @@ from finance_demo.catalog import (
 )
 from finance_demo.platform.datastores import DatastoreUnavailableError, PostgresPool
 from finance_demo.platform.logs import current_service
+from finance_demo.seed_sql import NORMAL
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ FROM (
     SELECT p.id,
            sqrt(a.beta * a.beta * %(market_sigma)s::float8 ^ 2 + a.idio * a.idio) AS sigma,
            greatest(-0.2, least(0.2, a.beta * %(market)s::float8
-               + a.idio * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))) AS ret,
+               + a.idio * {NORMAL.format("random()", "random()")})) AS ret,
            coalesce(last.value_usd::float8,
                     power(10, a.base_log10 + a.spread_log10 * random())) AS start_value
     FROM portfolios AS p

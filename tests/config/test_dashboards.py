@@ -18,6 +18,7 @@ import yaml
 
 from monitoring import alert_limits, dashboards, generate
 from monitoring.inventory import Inventory, load
+from support.panels import fill_variables
 from support.promql import RULES_DIR, inspect, produced_metrics
 from support.repo import ROOT
 
@@ -27,9 +28,6 @@ DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources"
 PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "table", "bargauge", "text"}
 # Prometheus synthesises ALERTS for every pending and firing alert; no exporter produces it.
 BUILTIN_METRICS = {"ALERTS"}
-# Grafana's variables become literals so the expression parses as Prometheus would see it.
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d"}
-VARIABLE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?")
 LABEL_VALUES = re.compile(r"^label_values\((?:(.+),\s*)?(\w+)\)$")
 SERVICE_TEMPLATE = "{{ $labels.service }}"
 MADE_UP = 'rate(finance_made_up_total{strategy=~"$strategy"}[$__rate_interval])'
@@ -63,9 +61,7 @@ def panels_of(model: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def promql(expr: str) -> str:
     """The expression with Grafana's variables replaced by literals Prometheus accepts."""
-    for name, value in GRAFANA_VARIABLES.items():
-        expr = expr.replace(name, value)
-    return VARIABLE.sub("x", expr)
+    return fill_variables(expr, "x")
 
 
 def lint(where: str, model: dict[str, Any], uids: set[str], produced: set[str]) -> list[str]:

@@ -86,28 +86,27 @@ def test_demo_profile_writes_only_its_jobs_and_removes_stale_ones(tmp_path: Path
     assert list(directory.glob("*.json")) == []
 
 
+def check_config(root: Path) -> subprocess.CompletedProcess[str]:
+    """promtool check config on the copy's prometheus.yml."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: install Debian's prometheus package"
+    return subprocess.run(
+        [promtool, "check", "config", str(root / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
 def test_promtool_accepts_the_written_targets(tmp_path: Path) -> None:
     """promtool reads file_sd files that exist: the written ones are valid target groups."""
     root = copy_repo(tmp_path / "repo")
     write_targets(with_profiles("demo", "full"), root / "prometheus" / "targets")
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: install Debian's prometheus package"
-    result = subprocess.run(
-        [promtool, "check", "config", str(root / "prometheus" / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = check_config(root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "does not exist" not in result.stdout + result.stderr
     # A broken file is reported, so the check above is a real one.
     (root / "prometheus" / "targets" / "redis.json").write_text('[{"targets": "redis"}]\n')
-    broken = subprocess.run(
-        [promtool, "check", "config", str(root / "prometheus" / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    broken = check_config(root)
     assert broken.returncode != 0, broken.stdout + broken.stderr

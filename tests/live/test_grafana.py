@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_stack import compose_down, stack_env, unpullable
+from test_stack import compose_down, run_script, stack_env, unpullable
 
 from monitoring.inventory import load
 from support.repo import ROOT, copy_repo
@@ -49,16 +47,8 @@ def test_grafana_serves_every_dashboard_and_healthy_datasources(
         "GRAFANA_PORT": str(free_port()),
     }
     root = copy_repo(tmp_path / "repo")
-    run_env = {**os.environ, **env}
     try:
-        started = subprocess.run(
-            [str(root / "start-monitoring.sh"), "start"],
-            capture_output=True,
-            text=True,
-            timeout=1500,
-            check=False,
-            env=run_env,
-        )
+        started = run_script(root, env, "start", timeout=1500)
         assert started.returncode == 0, started.stderr[-4000:]
         password = (root / "secrets" / "grafana_admin_password").read_text().strip()
         base = f"http://127.0.0.1:{env['GRAFANA_PORT']}"

@@ -56,6 +56,20 @@ TARGET_SERVICES = {
 }
 
 
+def run_script(
+    root: Path, env: dict[str, str], *args: str, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    """./start-monitoring.sh ARGS of the copy at `root`, with `env` over the environment."""
+    return subprocess.run(
+        [str(root / "start-monitoring.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
 @dataclass(frozen=True)
 class Stack:
     root: Path
@@ -67,14 +81,7 @@ class Stack:
         return f"http://127.0.0.1:{self.env[variable]}{path}"
 
     def script(self, *args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.root / "start-monitoring.sh"), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={**os.environ, **self.env},
-        )
+        return run_script(self.root, self.env, *args, timeout=timeout)
 
     def docker(self, *args: str) -> str:
         return subprocess.run(
@@ -190,14 +197,7 @@ def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     root = copy_repo(tmp_path_factory.mktemp("stack"))
     shorten_alertmanager_timings(root / "alertmanager" / "alertmanager.yml")
     env = stack_env(standin_env, project)
-    started = subprocess.run(
-        [str(root / "start-monitoring.sh"), "start"],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-        env={**os.environ, **env},
-    )
+    started = run_script(root, env, "start", timeout=1500)
     running = Stack(
         root=root, project=project, env=env, start_output=started.stderr + started.stdout
     )
@@ -216,17 +216,7 @@ def test_start_shows_progress_and_prints_urls(stack: Stack) -> None:
 
 
 def test_every_target_with_a_running_container_is_up(stack: Stack) -> None:
-    running = set(
-        stack.docker(
-            "compose",
-            "--project-directory",
-            str(stack.root),
-            "ps",
-            "--services",
-            "--status",
-            "running",
-        ).split()
-    )
+    running = running_services(stack.root, stack.env)
     # poll every 2s, at most 90s: the first scrapes land within one interval (15s)
     deadline = time.monotonic() + 90
     while True:
@@ -652,14 +642,7 @@ def test_every_panel_shows_data_over_the_full_stack(
             + ", ".join(waiting)
         )
     try:
-        started = subprocess.run(
-            [str(root / "start-monitoring.sh"), "start"],
-            capture_output=True,
-            text=True,
-            timeout=2400,
-            check=False,
-            env={**os.environ, **env},
-        )
+        started = run_script(root, env, "start", timeout=2400)
         assert started.returncode == 0, (started.stderr + started.stdout)[-6000:]
         running = running_services(root, env)
         every = panels.panels()
@@ -692,14 +675,7 @@ def _failed_start(
         if busy_port is not None:
             busy.bind(("127.0.0.1", int(env[busy_port])))
             busy.listen()
-        result = subprocess.run(
-            [str(root / "start-monitoring.sh"), "start"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, **env},
-        )
+        result = run_script(root, env, "start", timeout=300)
     assert result.returncode == 1, result.stderr
     assert not (root / "secrets").exists()
     _no_resources_left(project, env)

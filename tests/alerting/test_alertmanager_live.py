@@ -1,4 +1,5 @@
-"""The repository's alertmanager.yml on a real Alertmanager (Debian's 0.25 binary) on loopback.
+"""The repository's alertmanager.yml on a real Alertmanager on loopback, at the version the compose
+file pins (tests/run.sh builds it from the upstream module: tests/live/images/pinned-go.sh).
 
 Its receivers' secret files are the ones the secrets job writes, pointed at a recorder: the
 stack's own alert-sink (finance_demo.alert_sink), a real HTTP server in a thread. Alerts go in
@@ -172,10 +173,10 @@ def sink() -> Iterator[AlertSinkServer]:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path, sink: AlertSinkServer) -> Iterator[Alertmanager]:
-    """Debian's Alertmanager with the test copy of the config, stopped by pid afterwards."""
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    """The pinned Alertmanager with the test copy of the config, stopped by pid afterwards."""
+    binary = shutil.which("alertmanager")
     if binary is None:
-        pytest.fail("alertmanager not found: install Debian's prometheus-alertmanager package")
+        pytest.fail("alertmanager not found: tests/live/images/pinned-go.sh alertmanager builds it")
     config = config_copy(tmp_path, f"http://127.0.0.1:{sink.server_address[1]}")
     port = free_port()
     log = tmp_path / "alertmanager.log"

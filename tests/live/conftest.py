@@ -1,9 +1,10 @@
 """A Docker engine, the Debian base image and the stand-in images for the live-container tests.
 
 No registry is reachable on the development and CI machines (DESIGN.md §8), so the engine is
-Debian's dockerd started by tests/live/docker-engine.sh, and Prometheus, Alertmanager, Postgres,
-Redis and the exporters' neighbours run as stand-in images built from Debian packages
-(tests/live/images/). The stack's own images are built from their real Dockerfiles.
+Debian's dockerd started by tests/live/docker-engine.sh, and the upstream images run as stand-ins
+(tests/live/images/): Prometheus, Alertmanager, node-, postgres- and redis-exporter and Jaeger
+built from their Go modules at the versions docker-compose.yml pins, Postgres and Redis from
+Debian's packages. The stack's own images are built from their real Dockerfiles.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 LIVE = Path(__file__).resolve().parent
@@ -24,8 +26,11 @@ STANDINS = {
     "POSTGRES_EXPORTER_IMAGE": "postgres-exporter",
     "REDIS_IMAGE": "redis",
     "REDIS_EXPORTER_IMAGE": "redis-exporter",
+    "JAEGER_IMAGE": "jaeger",
 }
 BASE_IMAGE = "ai-finance/debian:bookworm"
+# testcontainers' reaper image (Ryuk) cannot be pulled here; every test removes what it made.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
 def _script(*argv: str, timeout: int) -> str:
@@ -69,3 +74,11 @@ def standin_env(docker_host: str) -> dict[str, str]:
     env["TOOLS_IMAGE"] = "ai-finance/tools:test"
     env["DOCKER_HOST"] = docker_host
     return env
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_host: str) -> Iterator[docker.DockerClient]:
+    """The Docker SDK's client of our engine."""
+    client = docker.DockerClient(base_url=docker_host, timeout=120)
+    yield client
+    client.close()

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Build the stand-in images of the live-container tests: one folder here per upstream image
-# (tests/live/images/NAME/Dockerfile), each built FROM the Debian base image with Debian's
-# packages and tagged ai-finance-standin/NAME:test, so compose can run with X_IMAGE set to it
-# where no container registry is reachable.
+# (tests/live/images/NAME/Dockerfile), each built FROM the Debian base image and tagged
+# ai-finance-standin/NAME:test, so compose can run with X_IMAGE set to it where no container
+# registry is reachable. The Go programs (Prometheus, Alertmanager, node-, postgres- and
+# redis-exporter, Jaeger) are the upstream releases at the versions docker-compose.yml pins,
+# built from their Go modules by pinned-go.sh; Postgres and Redis come from Debian's packages.
+# Each Go stand-in is labelled with its pin (org.ai-finance.standin.version) and the module it
+# was built from (org.ai-finance.standin.module).
 #
-# An image whose label org.ai-finance.standin-sha256 matches its folder's files and the base
-# image is skipped; --force rebuilds without the build cache. Each build runs under a time limit
+# An image whose label org.ai-finance.standin-sha256 matches its build context (its folder's
+# files, the binaries and the base image) is skipped; --force rebuilds without the build cache. Each build runs under a time limit
 # with a progress line on stderr every PROGRESS_EVERY seconds; its output goes to a log file that
 # is printed in part, and kept, when it fails. The tags are printed on stdout, one a line.
 # Stand-in images a rebuild left untagged are pruned when no container uses them. smoke.sh
@@ -24,7 +28,26 @@ readonly TAG_SUFFIX=test
 readonly HASH_LABEL=org.ai-finance.standin-sha256
 readonly BUILD_TIMEOUT="${AI_FINANCE_STANDIN_BUILD_TIMEOUT:-900}"
 readonly PROGRESS_EVERY=30
-readonly ALL_IMAGES=(prometheus alertmanager node-exporter postgres postgres-exporter redis redis-exporter)
+readonly ALL_IMAGES=(prometheus alertmanager node-exporter postgres postgres-exporter redis redis-exporter jaeger)
+readonly PINNED_GO="${SCRIPT_DIR}/pinned-go.sh"
+readonly VERSION_LABEL=org.ai-finance.standin.version
+readonly MODULE_LABEL=org.ai-finance.standin.module
+# The stand-ins of Go programs: the binaries each image gets, built by pinned-go.sh at the version
+# docker-compose.yml pins (the first one names the image's pin and module)...
+declare -rA GO_BINARIES=(
+    [prometheus]="prometheus promtool"
+    [alertmanager]="alertmanager amtool"
+    [node-exporter]="node_exporter"
+    [postgres-exporter]="postgres_exporter"
+    [redis-exporter]="redis_exporter"
+    [jaeger]="jaeger"
+)
+# ...and the files upstream's Dockerfile copies from the module's tree, into module/.
+declare -rA MODULE_FILES=(
+    [prometheus]="documentation/examples/prometheus.yml"
+    [alertmanager]="examples/ha/alertmanager.yml"
+    [jaeger]="cmd/jaeger/sampling-strategies.json"
+)
 
 export DOCKER_HOST="${DOCKER_HOST:-${DEFAULT_DOCKER_HOST}}"
 # The engine has no buildx plugin: use the classic builder, and say so, rather than have the
@@ -38,15 +61,16 @@ usage() {
     cat <<EOF
 Usage: tests/live/images/build.sh [--force] [NAME...]
 
-Build the stand-in images (tag ${TAG_PREFIX}/NAME:${TAG_SUFFIX}) from ${DEFAULT_BASE_IMAGE}
-with Debian's packages. NAME (default: all of them) is one of:
+Build the stand-in images (tag ${TAG_PREFIX}/NAME:${TAG_SUFFIX}) from ${DEFAULT_BASE_IMAGE}:
+the Go programs at the versions docker-compose.yml pins (pinned-go.sh), Postgres and Redis from
+Debian's packages. NAME (default: all of them) is one of:
   ${ALL_IMAGES[*]}
 
   --force     Rebuild, without the build cache, even an image that is up to date.
   -h, --help  This text.
 
-An image is up to date when its ${HASH_LABEL} label matches the files of its folder and the
-base image. When the base image is missing (and is the default one) or the engine on
+An image is up to date when its ${HASH_LABEL} label matches its build context (the files
+of its folder, the binaries built at the pinned versions) and the base image. When the base image is missing (and is the default one) or the engine on
 ${DEFAULT_DOCKER_HOST} does not answer, tests/live/docker-engine.sh makes them.
 
 Environment: DOCKER_HOST (default ${DEFAULT_DOCKER_HOST}), BASE_IMAGE (default
@@ -110,6 +134,32 @@ built_digest() {
         true
 }
 
+# go_context NAME: a build context for a Go stand-in (its folder, bin/ with the binaries at the
+# pinned version, module/ with upstream's files) under LOG_DIR; its path goes to CONTEXT, the
+# labels to LABELS.
+CONTEXT=""
+LABELS=()
+go_context() {
+    local name="$1" program binary file module_dir pin module
+    CONTEXT="${LOG_DIR}/context-${name}"
+    rm -rf -- "${CONTEXT}"
+    cp -r "${SCRIPT_DIR}/${name}" "${CONTEXT}"
+    mkdir -p "${CONTEXT}/bin" "${CONTEXT}/module"
+    for program in ${GO_BINARIES[${name}]}; do
+        binary="$("${PINNED_GO}" "${program}")" || return 1
+        cp "${binary}" "${CONTEXT}/bin/${program}"
+    done
+    program="${GO_BINARIES[${name}]%% *}"
+    if [[ -n "${MODULE_FILES[${name}]:-}" ]]; then
+        module_dir="$("${PINNED_GO}" --module-dir "${program}")" || return 1
+        for file in ${MODULE_FILES[${name}]}; do
+            cp "${module_dir}/${file}" "${CONTEXT}/module/"
+        done
+    fi
+    read -r _ pin module < <("${PINNED_GO}" --describe "${program}")
+    LABELS=(--label "${VERSION_LABEL}=${pin}" --label "${MODULE_LABEL}=${module}")
+}
+
 # build_one NAME FORCE: build (or skip) one image, with a time limit and progress lines.
 build_one() {
     local name="$1" force="$2"
@@ -117,6 +167,14 @@ build_one() {
     local digest log pid started elapsed rc=0 size
     local -a args=()
     [[ -f "${dir}/Dockerfile" ]] || die "${dir}/Dockerfile is missing"
+    LABELS=()
+    if [[ -n "${GO_BINARIES[${name}]:-}" ]]; then
+        go_context "${name}" || {
+            warn "${name}: could not build its Go programs at the pinned version"
+            return 1
+        }
+        dir="${CONTEXT}"
+    fi
     digest="$(context_digest "${dir}")"
     if [[ "${force}" == false && "$(built_digest "${tag}")" == "${digest}" ]]; then
         info "${tag} is up to date; skipping (--force rebuilds it)"
@@ -131,7 +189,7 @@ build_one() {
     started="${SECONDS}"
     # --force-rm: a failed step leaves no stopped container behind.
     timeout --kill-after=30 "${BUILD_TIMEOUT}" docker build --force-rm "${args[@]}" \
-        --build-arg "BASE_IMAGE=${BASE_IMAGE}" --label "${HASH_LABEL}=${digest}" \
+        --build-arg "BASE_IMAGE=${BASE_IMAGE}" --label "${HASH_LABEL}=${digest}" "${LABELS[@]}" \
         --tag "${tag}" "${dir}" >"${log}" 2>&1 &
     pid=$!
     while kill -0 "${pid}" 2>/dev/null; do

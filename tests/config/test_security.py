@@ -9,8 +9,10 @@ import re
 import stat
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from finance_demo.stack import DERIVED, GENERATED, derive, write_secrets
 from support.repo import ROOT, tracked_files
@@ -201,6 +203,27 @@ def test_redis_acl_holds_only_password_hashes() -> None:
     for value in values.values():
         assert value not in acl
     assert "user default on nopass resetchannels -@all +ping +auth +hello" in acl
+
+
+def test_redis_exporter_finds_its_password_and_may_run_what_it_calls() -> None:
+    """redis_exporter 1.70+ looks its password up under REDIS_ADDR with REDIS_USER put in
+    (exporter/redis.go, lookupPasswordInPasswordMap); older versions under the bare address.
+    Its ACL user allows the commands 1.74 runs on every scrape (SLOWLOG LEN, LATENCY HISTOGRAM
+    among them: a denied one is a NOPERM error in its log)."""
+    values = {name: f"pw-{name}" for name in GENERATED}
+    derived = derive(values, {})
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    environment = compose["services"]["redis-exporter"]["environment"]
+    address = urlsplit(environment["REDIS_ADDR"])
+    user = environment["REDIS_USER"]
+    passwords = json.loads(derived["redis_exporter_passwords"])
+    assert passwords == {
+        f"{address.scheme}://{user}@{address.netloc}": values["redis_exporter_password"],
+        f"{address.scheme}://{address.netloc}": values["redis_exporter_password"],
+    }
+    (rules,) = [line for line in derived["redis_acl"].splitlines() if f"user {user} " in line]
+    for command in ("+slowlog|get", "+slowlog|len", "+latency|latest", "+latency|histogram"):
+        assert command in rules.split(), rules
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,8 @@ DERIVED: dict[str, int] = {
 DEMO_POSTGRES = "demo-postgres:5432"
 DEMO_DATABASE = "platform"
 DEMO_REDIS = "demo-redis:6379"
+# The redis-exporter service's Redis user (REDIS_USER in docker-compose.yml).
+REDIS_EXPORTER_SERVICE_USER = "redis_exporter"
 POSTGRES_EXPORTER_ROLE_NAME = "postgres_exporter"
 
 # The receiver secrets alertmanager.yml reads (folder `alerting`, mounted at
@@ -107,10 +109,10 @@ def derive(values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, s
             "-@all +ping +mget +llen +scard +hello +auth",
         ),
         _acl(
-            "redis_exporter",
+            REDIS_EXPORTER_SERVICE_USER,
             values["redis_exporter_password"],
             "resetchannels ~* -@all +@read +@connection +info +config|get +client|list "
-            "+slowlog|get +latency|latest +memory|usage",
+            "+slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|usage",
         ),
     ]
     acl.append(
@@ -122,8 +124,13 @@ def derive(values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, s
     )
     platform_pg = quote(values["platform_pg_password"], safe="")
     platform_redis = quote(values["platform_redis_password"], safe="")
-    # redis_exporter reads a JSON map of Redis address to password.
-    exporter_passwords = {f"redis://{DEMO_REDIS}": values["redis_exporter_password"]}
+    # redis_exporter reads a JSON map of Redis address to password. Since v1.70 it looks the
+    # address up with the user in it (exporter/redis.go, lookupPasswordInPasswordMap); the bare
+    # address is what older versions look up.
+    exporter_passwords = {
+        f"redis://{REDIS_EXPORTER_SERVICE_USER}@{DEMO_REDIS}": values["redis_exporter_password"],
+        f"redis://{DEMO_REDIS}": values["redis_exporter_password"],
+    }
     return {
         "redis_acl": "\n".join(acl) + "\n",
         "redis_exporter_passwords": json.dumps(exporter_passwords) + "\n",

@@ -38,9 +38,34 @@ default_profiles() {
 	fi
 }
 
+profile_enabled() {
+	local wanted
+	for wanted in "$@"; do
+		[[ ",${PROFILES}," == *",${wanted},"* || ",${PROFILES}," == *",*,"* ]] && return 0
+	done
+	return 1
+}
+
+# Whether NAME is set in the environment or in .env, even to an empty value.
+user_set() {
+	local name=$1 line
+	[[ -v ${name} ]] && return 0
+	[[ -f ${ROOT}/.env ]] || return 1
+	while IFS= read -r line; do
+		[[ ${line} == "${name}="* ]] && return 0
+	done <"${ROOT}/.env"
+	return 1
+}
+
 PROFILES="$(env_setting COMPOSE_PROFILES "$(default_profiles)")"
 BIND_ADDRESS="$(env_setting BIND_ADDRESS 127.0.0.1)"
 readonly PROFILES BIND_ADDRESS
+
+# Traces go to Jaeger whenever it runs, unless OTLP_ENDPOINT is set in the environment or .env
+# (where Compose reads it; empty keeps them in the services).
+if ! user_set OTLP_ENDPOINT && profile_enabled full traces; then
+	export OTLP_ENDPOINT=http://jaeger:4318
+fi
 
 if [[ -t 2 ]]; then
 	readonly GREEN=$'\e[32m' RED=$'\e[31m' YELLOW=$'\e[33m' RESET=$'\e[0m'
@@ -87,6 +112,7 @@ helper() {
 }
 
 usage() {
+	local traces_to="${OTLP_ENDPOINT-$(env_setting OTLP_ENDPOINT '')}"
 	cat <<EOF
 Usage: ./start-monitoring.sh COMMAND [OPTIONS]
 
@@ -108,6 +134,8 @@ Environment (also read from .env; every variable is described in .env.example):
   COMPOSE_PROFILES  what runs (now: ${PROFILES}); "demo" adds the embedded datastores
                     and the demo platform under load
   BIND_ADDRESS      host address for published ports (now: ${BIND_ADDRESS})
+  OTLP_ENDPOINT     where the demo platform and exporters send traces (now: ${traces_to:-none});
+                    unset: Jaeger (http://jaeger:4318) when profile traces or full runs
   WAIT_TIMEOUT      seconds to wait for health on start (now: ${WAIT_TIMEOUT})
   DRILL_TIMEOUT     seconds each drill step may wait (now: ${DRILL_TIMEOUT})
   DRY_RUN=1         print the docker compose commands instead of running them
@@ -184,14 +212,6 @@ wants_help() {
 	local arg
 	for arg in "$@"; do
 		[[ ${arg} == -h || ${arg} == --help ]] && return 0
-	done
-	return 1
-}
-
-profile_enabled() {
-	local wanted
-	for wanted in "$@"; do
-		[[ ",${PROFILES}," == *",${wanted},"* || ",${PROFILES}," == *",*,"* ]] && return 0
 	done
 	return 1
 }

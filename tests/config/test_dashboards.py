@@ -1,6 +1,8 @@
 """The Grafana dashboards are generated from monitoring/inventory.yml and committed; drift fails
 here, and so does a panel that queries an unknown datasource, unparsable PromQL, a metric nothing
-produces, or a legacy panel type. Every alert's dashboard_url must lead to a dashboard."""
+produces, or a legacy panel type. Every alert's dashboard_url must lead to a dashboard. The Jaeger
+datasource's links from a span to its logs and metrics use keys Grafana reads and queries that
+work."""
 
 from __future__ import annotations
 
@@ -19,7 +21,13 @@ import yaml
 from monitoring import alert_limits, dashboards, generate
 from monitoring.inventory import Inventory, load
 from support.panels import fill_variables
-from support.promql import RULES_DIR, inspect, produced_metrics
+from support.promql import (
+    INSTRUMENTATION,
+    RULES_DIR,
+    inspect,
+    instrumented_metrics,
+    produced_metrics,
+)
 from support.repo import ROOT
 
 FIX = ".venv/bin/python -m monitoring generate"
@@ -31,6 +39,34 @@ BUILTIN_METRICS = {"ALERTS"}
 LABEL_VALUES = re.compile(r"^label_values\((?:(.+),\s*)?(\w+)\)$")
 SERVICE_TEMPLATE = "{{ $labels.service }}"
 MADE_UP = 'rate(finance_made_up_total{strategy=~"$strategy"}[$__rate_interval])'
+# What Grafana 11.6.0 reads in a trace datasource's jsonData: TraceToLogsOptionsV2 and
+# TraceToMetricsOptions (packages/grafana-o11y-ds-frontend/src/TraceToLogs/TraceToLogsSettings.tsx,
+# src/TraceToMetrics/TraceToMetricsSettings.tsx) and the node graph switch (src/NodeGraph).
+TRACE_LINK_KEYS = {
+    "tracesToLogsV2": {
+        "datasourceUid",
+        "tags",
+        "spanStartTimeShift",
+        "spanEndTimeShift",
+        "filterByTraceID",
+        "filterBySpanID",
+        "query",
+        "customQuery",
+    },
+    "tracesToMetrics": {
+        "datasourceUid",
+        "tags",
+        "queries",
+        "spanStartTimeShift",
+        "spanEndTimeShift",
+    },
+    "nodeGraph": {"enabled"},
+}
+# rangeUtil.intervalToMs: a signed number and a unit.
+GRAFANA_SHIFT = re.compile(r"^-?\d+(ms|s|m|h|d|w)$")
+# What ${__tags} becomes for a server span of the demo platform, and for a span without the tags.
+SPAN_TAGS = ('route="/v1/payments/{id}", method="GET"', "")
+CONTRACT_LABELS = re.compile(r"^\|\s*`http_requests_total`\s*\|\s*\w+\s*\|([^|]*)\|", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -337,6 +373,67 @@ def test_every_dashboard_folder_has_its_provider(inventory: Inventory) -> None:
     for provider in providers:
         assert provider["options"]["path"] == f"{dashboards.MOUNTED_AT}/{provider['folderUid']}"
         assert provider["allowUiUpdates"] is False
+
+
+# ---- datasources --------------------------------------------------------------------------------
+
+
+def datasources() -> dict[str, dict[str, Any]]:
+    """Provisioned datasources by uid, with provisioning's `$$` escapes read as Grafana does."""
+    found = {}
+    for path in sorted(DATASOURCES.glob("*.yml")):
+        text = path.read_text().replace("$$", "$")
+        for source in (yaml.safe_load(text) or {}).get("datasources") or []:
+            found[str(source["uid"])] = source
+    return found
+
+
+def jaeger_links() -> dict[str, Any]:
+    (jaeger,) = [s for s in datasources().values() if s["type"] == "jaeger"]
+    links: dict[str, Any] = jaeger["jsonData"]
+    return links
+
+
+def test_jaeger_datasource_uses_only_keys_grafana_reads() -> None:
+    links = jaeger_links()
+    assert set(links) <= set(TRACE_LINK_KEYS), sorted(set(links) - set(TRACE_LINK_KEYS))
+    for key, options in links.items():
+        assert set(options) <= TRACE_LINK_KEYS[key], (
+            key,
+            sorted(set(options) - TRACE_LINK_KEYS[key]),
+        )
+    metrics = links["tracesToMetrics"]
+    assert all(set(tag) <= {"key", "value"} for tag in metrics["tags"])
+    assert all(set(query) == {"name", "query"} for query in metrics["queries"])
+    assert links["nodeGraph"] == {"enabled": True}
+
+
+def test_a_span_links_to_the_log_lines_of_its_trace() -> None:
+    logs = jaeger_links()["tracesToLogsV2"]
+    assert datasources()[logs["datasourceUid"]]["type"] == "elasticsearch"
+    # The logs carry the ECS field trace.id; without customQuery Grafana ignores `query`.
+    assert logs["customQuery"] is True
+    assert logs["query"] == 'trace.id:"${__span.traceId}"'
+    assert GRAFANA_SHIFT.match(logs["spanStartTimeShift"]), logs["spanStartTimeShift"]
+    assert GRAFANA_SHIFT.match(logs["spanEndTimeShift"]), logs["spanEndTimeShift"]
+    assert logs["spanStartTimeShift"].startswith("-")
+
+
+def test_a_span_links_to_its_services_red_metrics() -> None:
+    metrics = jaeger_links()["tracesToMetrics"]
+    assert datasources()[metrics["datasourceUid"]]["type"] == "prometheus"
+    assert all(GRAFANA_SHIFT.match(metrics[k]) for k in ("spanStartTimeShift", "spanEndTimeShift"))
+    (labels,) = CONTRACT_LABELS.findall(INSTRUMENTATION.read_text())
+    contract = {label.strip(" `") for label in labels.split(",")}
+    assert {tag["value"] for tag in metrics["tags"]} <= contract
+    read: set[str] = set()
+    for query in metrics["queries"]:
+        assert "by (service" in query["query"], query["name"]
+        for tags in SPAN_TAGS:
+            facts = inspect(query["query"].replace("${__tags}", tags))
+            read |= facts.metrics
+    assert read == {"http_requests_total", "http_request_duration_seconds_bucket"}
+    assert read <= instrumented_metrics()
 
 
 # ---- planted failures ----------------------------------------------------------------------------

@@ -6,12 +6,13 @@ import secrets
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
+from opentelemetry.sdk.trace import TracerProvider
 
 from finance_demo.access import (
     POSTGRES_EXPORTER_ROLE,
@@ -134,22 +135,24 @@ def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
         clock: Clock | None = None,
         config_file: Path | None = None,
         checkpoint_dir: Path | None = None,
+        tracer_provider: TracerProvider | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Exporter:
-        environ = {}
+        env = dict(environ or {})
         if database_url:
-            environ["DATABASE_URL"] = database_url
+            env["DATABASE_URL"] = database_url
         if redis_url:
-            environ["REDIS_URL"] = redis_url
+            env["REDIS_URL"] = redis_url
         settings = load_settings(
             Options(
                 exporter=name,
-                environ=environ,
+                environ=env,
                 listen="127.0.0.1:0",
                 config_file=str(config_file) if config_file else None,
                 checkpoint_dir=str(checkpoint_dir or tmp_path / f"checkpoint-{name}"),
             )
         )
-        exporter = build(settings, clock or SystemClock())
+        exporter = build(settings, clock or SystemClock(), tracer_provider)
         thread = threading.Thread(target=exporter.server.serve_forever, daemon=True)
         thread.start()
         running.append((exporter, thread))

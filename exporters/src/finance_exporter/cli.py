@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from finance_exporter import logs
+from opentelemetry.sdk.trace import TracerProvider
+
+from finance_exporter import logs, tracing
 from finance_exporter.check import check_online
 from finance_exporter.checkpoint import CheckpointStore
 from finance_exporter.config import DEFAULT_PORTS, Options, Settings, load_settings, mask_url
@@ -32,6 +34,7 @@ _EPILOG = """environment:
   EXPORTER_LISTEN                   HOST:PORT to serve on (same as --listen)
   EXPORTER_CHECKPOINT_DIR           where incremental totals are checkpointed
   EXPORTER_LOG_LEVEL                DEBUG, INFO, WARNING or ERROR
+  OTEL_EXPORTER_OTLP_ENDPOINT       OTLP/HTTP base URL: send a span per refresh there (else none)
 
 exit status: 0 ok, 1 invalid configuration or failed check, 2 usage error
 """
@@ -94,25 +97,34 @@ def _check(settings: Settings, connect: bool) -> int:
 
 @dataclass
 class Exporter:
-    """A wired exporter: its HTTP server and the datastore clients to close after it."""
+    """A wired exporter: its HTTP server and the clients to close after it."""
 
     server: ExporterServer
     refresher: Refresher
     postgres: PostgresSource | None
     redis: RedisSource | None
+    tracer_provider: TracerProvider | None = None
 
     def close(self) -> None:
-        """Close the listening socket and the datastore connections."""
+        """Close the listening socket and the datastore connections, then flush the spans."""
         self.server.server_close()
         if self.postgres is not None:
             self.postgres.close()
         if self.redis is not None:
             self.redis.close()
+        tracing.shutdown(self.tracer_provider)
 
 
-def build(settings: Settings, clock: Clock) -> Exporter:
-    """Wire sources, checkpoint, loader, refresher and HTTP server from `settings`."""
+def build(
+    settings: Settings, clock: Clock, tracer_provider: TracerProvider | None = None
+) -> Exporter:
+    """Wire sources, checkpoint, loader, refresher and HTTP server from `settings`.
+
+    Spans go to `tracer_provider` if given (tests record them in memory), else to the OTLP
+    endpoint of `settings`, else nowhere.
+    """
     name = f"finance-exporter-{settings.exporter}"
+    provider = tracer_provider or tracing.tracer_provider(settings.exporter, settings.otlp_endpoint)
     postgres = None
     if settings.database_url and settings.uses("postgres"):
         postgres = PostgresSource(settings.database_url, name)
@@ -122,7 +134,15 @@ def build(settings: Settings, clock: Clock) -> Exporter:
     checkpoint = None
     if settings.checkpoint_dir is not None:
         checkpoint = settings.checkpoint_dir / f"{settings.exporter}.json"
-    loader = QueryLoader(settings.queries, postgres, redis, CheckpointStore(checkpoint), clock)
+    loader = QueryLoader(
+        settings.queries,
+        postgres,
+        redis,
+        CheckpointStore(checkpoint),
+        clock,
+        exporter=settings.exporter,
+        tracer=tracing.get_tracer(provider),
+    )
     refresher = Refresher(loader, loader.initial(), settings.min_interval_seconds, clock)
     server = ExporterServer(
         (settings.listen_host, settings.listen_port),
@@ -131,7 +151,9 @@ def build(settings: Settings, clock: Clock) -> Exporter:
         settings.scrape_timeout_seconds,
         settings.scrape_timeout_offset_seconds,
     )
-    return Exporter(server=server, refresher=refresher, postgres=postgres, redis=redis)
+    return Exporter(
+        server=server, refresher=refresher, postgres=postgres, redis=redis, tracer_provider=provider
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -152,6 +174,7 @@ def serve(settings: Settings) -> int:
             "queries": [q.name for q in settings.queries],
             "postgres": mask_url(settings.database_url),
             "redis": mask_url(settings.redis_url),
+            "traces": mask_url(settings.otlp_endpoint),
         },
     )
     try:

@@ -22,6 +22,8 @@ DEFAULT_SCRAPE_TIMEOUT_SECONDS = 10.0
 # Leave this much of the scrape timeout for encoding and sending the response.
 DEFAULT_SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5
 DEFAULT_REDIS_TIMEOUT_SECONDS = 2.0
+# The OpenTelemetry SDK's own variable: set, the exporter sends its refresh spans there.
+OTLP_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 _TOP_KEYS = {
     "min_interval_seconds",
@@ -58,6 +60,8 @@ class Settings:
     redis_timeout_seconds: float
     queries: tuple[QuerySpec, ...]
     log_level: str = "INFO"
+    # Base URL of an OTLP/HTTP receiver (Jaeger's :4318); None: no tracing at all.
+    otlp_endpoint: str | None = None
 
     def uses(self, source: str) -> bool:
         """True if any enabled query reads `source`."""
@@ -108,6 +112,7 @@ def load_settings(options: Options) -> Settings:
         redis_timeout_seconds=DEFAULT_REDIS_TIMEOUT_SECONDS,
         queries=DOMAINS[options.exporter],
         log_level=(options.log_level or env.get("EXPORTER_LOG_LEVEL") or "INFO").upper(),
+        otlp_endpoint=_otlp_endpoint(env.get(OTLP_ENDPOINT_VARIABLE), problems),
     )
     if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append(
@@ -376,6 +381,24 @@ def _secret(name: str, env: Mapping[str, str], problems: list[ConfigProblem]) ->
             )
             return None
     return env.get(name) or None
+
+
+def _otlp_endpoint(value: str | None, problems: list[ConfigProblem]) -> str | None:
+    # Empty is unset: compose passes ${VAR:-} through as an empty string.
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(
+            ConfigProblem(
+                "<env>",
+                None,
+                OTLP_ENDPOINT_VARIABLE,
+                f"expected an http:// or https:// URL, got {mask_url(value)!r}",
+            )
+        )
+        return None
+    return value
 
 
 def mask_url(url: str | None) -> str:

@@ -7,6 +7,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from opentelemetry.trace import Tracer
+
+from finance_exporter import tracing
 from finance_exporter.aggregate import Totals, apply
 from finance_exporter.checkpoint import CheckpointStore, Entry, fingerprint
 from finance_exporter.errors import SourceError, SourceTimeoutError, SourceUnavailableError
@@ -37,12 +40,16 @@ class QueryLoader:
         redis: RedisSource | None,
         checkpoints: CheckpointStore,
         clock: Clock,
+        exporter: str = "",
+        tracer: Tracer | None = None,
     ) -> None:
         self._queries = tuple(queries)
         self._postgres = postgres
         self._redis = redis
         self._checkpoints = checkpoints
         self._clock = clock
+        self._exporter = exporter
+        self._tracer = tracer or tracing.get_tracer(None)
 
     def initial(self) -> Snapshot:
         """The first snapshot: no values yet, incremental totals restored from the checkpoint."""
@@ -64,29 +71,39 @@ class QueryLoader:
         refused: set[str] = set()  # sources that refused a connection: skip their other queries
         failed: set[str] = set()  # sources that refused or timed out during this refresh
         answered: set[str] = set()
-        for spec in self._queries:
-            before = previous.queries[spec.name]
-            budget = min(spec.timeout_seconds, deadline - self._clock.monotonic())
-            reason: str | None
-            if spec.source in refused:
-                after, reason = before.failed(UNAVAILABLE), UNAVAILABLE
-            elif budget < MIN_QUERY_BUDGET_SECONDS:
-                after, reason = before.failed(DEADLINE), DEADLINE
-            else:
-                after, reason = self._run(before, budget)
-            if reason == UNAVAILABLE:
-                refused.add(spec.source)
-            if reason in (UNAVAILABLE, TIMEOUT):
-                failed.add(spec.source)
-            elif reason != DEADLINE:
-                answered.add(spec.source)
-            _log_transition(before, after, reason)
-            states[spec.name] = after
+        with tracing.refresh_span(self._tracer, self._exporter, len(self._queries)) as refresh:
+            for spec in self._queries:
+                before = previous.queries[spec.name]
+                with tracing.query_span(self._tracer, spec):
+                    after, reason = self._step(before, spec.source in refused, deadline)
+                if reason == UNAVAILABLE:
+                    refused.add(spec.source)
+                if reason in (UNAVAILABLE, TIMEOUT):
+                    failed.add(spec.source)
+                elif reason != DEADLINE:
+                    answered.add(spec.source)
+                _log_transition(before, after, reason)
+                states[spec.name] = after
+            tracing.refresh_done(refresh, sum(not s.last_success for s in states.values()))
         source_up = dict(previous.source_up)
         source_up.update(dict.fromkeys(answered, True))
         source_up.update(dict.fromkeys(failed, False))
         self._save_checkpoint(previous, states)
         return Snapshot(taken_at=self._clock.monotonic(), queries=states, source_up=source_up)
+
+    def _step(
+        self, before: QueryState, refused: bool, deadline: float
+    ) -> tuple[QueryState, str | None]:
+        """Run one query unless its source refused already or the deadline leaves no time."""
+        budget = min(before.spec.timeout_seconds, deadline - self._clock.monotonic())
+        if refused:
+            skipped = UNAVAILABLE
+        elif budget < MIN_QUERY_BUDGET_SECONDS:
+            skipped = DEADLINE
+        else:
+            return self._run(before, budget)
+        tracing.record_failure(skipped)
+        return before.failed(skipped), skipped
 
     def _run(self, state: QueryState, budget: float) -> tuple[QueryState, str | None]:
         """Run one query; return the new state and the failure reason (None on success)."""
@@ -101,11 +118,13 @@ class QueryLoader:
                 shaped, totals, database = self._read_postgres(spec, budget), None, ""
         except SourceError as err:
             logger.debug("query failed", extra={"query": spec.name, "error.message": str(err)})
+            tracing.record_failure(err.reason, err)
             return state.failed(err.reason, self._clock.monotonic() - started), err.reason
-        except Exception:
+        except Exception as err:
             # A bug must not take /metrics down: count it, log it once, keep the previous value.
             if state.last_success or state.runs_total == 0:
                 logger.exception("query crashed", extra={"query": spec.name})
+            tracing.record_failure(INTERNAL, err)
             return state.failed(INTERNAL, self._clock.monotonic() - started), INTERNAL
         skipped = Counter(state.skipped_total)
         skipped.update(shaped.skipped)
@@ -133,6 +152,7 @@ class QueryLoader:
         if self._redis is None or spec.redis is None:
             raise SourceUnavailableError("redis is not configured")
         replies = self._redis.fetch(spec.redis)
+        tracing.record_rows(len(replies))
         shaped = shape_redis(spec.metric, spec.redis, replies, self._clock.time())
         return cap_series(shaped, spec.metric)
 
@@ -140,6 +160,7 @@ class QueryLoader:
         postgres = self._require_postgres()
         params: Mapping[str, object] = _extra_params(spec)
         result = postgres.fetch(spec.sql, params, budget)
+        tracing.record_rows(len(result.rows))
         return cap_series(shape_rows(spec.metric, result.columns, result.rows), spec.metric)
 
     def _fold(self, state: QueryState, budget: float) -> tuple[Shaped, Totals, str]:
@@ -161,6 +182,7 @@ class QueryLoader:
             totals = Totals()
             result = postgres.fetch(spec.sql, {**params, "low": "0"}, budget, incremental=True)
             high = result.high or 0
+        tracing.record_rows(len(result.rows))
         batch = shape_rows(spec.metric, result.columns, result.rows)
         fold = apply(totals, batch, high, spec.metric)
         # fold.skipped holds the batch's bad values plus any series over the budget.

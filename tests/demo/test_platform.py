@@ -7,6 +7,7 @@ fixture); the outage test runs its own platform against a Postgres it can stop.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,10 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from finance_demo.access import (
@@ -39,22 +45,25 @@ from finance_demo.catalog import PROVIDERS
 from finance_demo.load import LoadSettings, Tally, run_load
 from finance_demo.load_plan import LoadPlan
 from finance_demo.migrate import migrate
-from finance_demo.platform.app import SERVICES
+from finance_demo.platform.app import SERVICES, Platform, PlatformSettings
 from finance_demo.platform.datastores import PostgresPool
 from finance_demo.platform.gateway import ROUTES
+from finance_demo.platform.logs import EcsFormatter
+from finance_demo.platform.overview import OVERVIEW_ROUTE, PARTS, WATCHLIST
 from finance_demo.platform.valuation import close_days
 from finance_demo.stack import DERIVED, GENERATED, derive
 from finance_exporter.domains.portfolio import AUM
 from support.datastores import StartExporter, tempdir
 from support.exposition import by_label, parse, scrape
-from support.platform import PlatformProcess, request, start_platform
+from support.platform import PlatformProcess, free_port_range, request, start_platform
 from support.servers import PostgresServer, RedisServer, free_port
 
 pytestmark = pytest.mark.live
 
 TEMPLATE_DB = "reference_template"
 REQUIRED_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0}
-TEMPLATES = {template for _, template, _ in ROUTES} | {"unmatched"}
+# The services' route labels: the gateway's routes, and the reads its account overview makes.
+TEMPLATES = {template for _, template, _ in (*ROUTES, *PARTS)} | {OVERVIEW_ROUTE, "unmatched"}
 LOAD_SECONDS = 6.0
 LOAD_RATE = 25.0
 
@@ -205,10 +214,10 @@ def test_latency_histogram_carries_trace_id_exemplars_in_openmetrics(
 
 
 def test_prometheus_stores_the_exemplars_of_every_service(served: Served, tmp_path: Path) -> None:
-    """Debian's Prometheus 2.42 with exemplar storage scrapes the five services (OpenMetrics is
+    """The pinned Prometheus with exemplar storage scrapes the five services (OpenMetrics is
     negotiated) while requests flow, and keeps trace-id exemplars for each of them."""
     binary = shutil.which("prometheus")
-    assert binary, "prometheus not found: install Debian's prometheus package"
+    assert binary, "prometheus not found: tests/run.sh builds it (pinned-go.sh)"
     port = free_port()
     targets = [f"127.0.0.1:{served.platform.base_port + n}" for n in range(len(SERVICES))]
     config = tmp_path / "prometheus.yml"
@@ -266,7 +275,7 @@ def test_prometheus_stores_the_exemplars_of_every_service(served: Served, tmp_pa
 @pytest.mark.parametrize("service", SERVICES)
 def test_exposition_passes_promtool_check_metrics(served: Served, service: str) -> None:
     promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: install Debian's prometheus package"
+    assert promtool, "promtool not found: tests/run.sh builds it (pinned-go.sh)"
     body = _text(served.platform.url(service, "/metrics"))
     result = subprocess.run(
         [promtool, "check", "metrics"], input=body, capture_output=True, text=True, check=False
@@ -303,6 +312,24 @@ def test_load_plan_is_deterministic_for_a_seed() -> None:
     assert sequence(7) == sequence(7)
     assert sequence(7) != sequence(8)
     assert {kind for kind, _ in sequence(7)} >= {"order", "payment", "signal", "login", "quote"}
+
+
+def test_load_plan_sends_a_few_overviews_of_customers_it_signed_up() -> None:
+    plan = LoadPlan(seed=7)
+    kinds: Counter[str] = Counter()
+    signed_up: set[int] = set()
+    for n in range(1, 5001):
+        planned = plan.next()
+        kinds[planned.kind] += 1
+        if planned.kind == "overview":
+            assert planned.route == OVERVIEW_ROUTE
+            user_id = int(planned.path.split("/")[3])
+            assert planned.path == f"/v1/accounts/{user_id}/overview" and user_id in signed_up
+        if planned.kind == "signup":
+            body = {"user_id": n, "email": f"u{n}@x", "portfolio_id": n, "subscription_id": n}
+            plan.learn(planned, 201, body)
+            signed_up.add(n)
+    assert 0.005 <= kinds["overview"] / 5000 <= 0.02, kinds
 
 
 def test_load_command_stops_cleanly_on_sigterm(served: Served, tmp_path: Path) -> None:
@@ -510,6 +537,135 @@ def test_logs_are_ecs_json_and_one_trace_spans_gateway_and_service(served: Serve
         by_trace.setdefault(str(line["trace.id"]), set()).add(str(line["service.name"]))
     assert any(services >= {"api-gateway", "trading"} for services in by_trace.values())
     assert {s for services in by_trace.values() for s in services} == set(SERVICES)
+
+
+# ---- one request through all five services ---------------------------------------------------
+
+
+class _Lines(logging.Handler):
+    """Keeps every formatted record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def _trace_of(spans: InMemorySpanExporter, route: str) -> list[ReadableSpan]:
+    """Every span of the trace whose gateway SERVER span is `route`, once all have ended."""
+    # poll every 0.05s, at most 5s: a span ends just after its answer is sent
+    deadline = time.monotonic() + 5
+    while True:
+        finished = spans.get_finished_spans()
+        roots = [s for s in finished if s.name == f"GET {route}" and s.kind == SpanKind.SERVER]
+        trace = []
+        if len(roots) == 1 and roots[0].context is not None:
+            trace_id = roots[0].context.trace_id
+            trace = [s for s in finished if s.context and s.context.trace_id == trace_id]
+        # the gateway's SERVER span, its six CLIENT spans, and one SERVER span for each
+        if len(trace) == 13 or time.monotonic() > deadline:
+            return trace
+        time.sleep(0.05)
+
+
+def test_an_account_overview_is_one_trace_through_all_five_services(served: Served) -> None:
+    """An in-process platform (same datastores as `served`) records its spans in memory and its
+    request log lines as the ECS formatter writes them."""
+    spans = InMemorySpanExporter()
+    base_port = free_port_range(len(SERVICES))
+    settings = PlatformSettings(
+        served.platform_url, served.redis_platform_url, host="127.0.0.1", base_port=base_port
+    )
+    platform = Platform(settings, SimpleSpanProcessor(spans))
+    logs = _Lines()
+    logs.setFormatter(EcsFormatter())
+    http_logger = logging.getLogger("finance_demo.platform.http")
+    level = http_logger.level
+    http_logger.addHandler(logs)
+    http_logger.setLevel(logging.INFO)
+    platform.start()
+    gateway = f"http://127.0.0.1:{base_port}"
+    try:
+        signup = {"tier": "pro", "billing_period": "monthly", "currency": "EUR"}
+        status, created = request(gateway + "/v1/users", {**signup, "account_type": "joint"})
+        assert status == 201, created
+        status, overview = request(f"{gateway}/v1/accounts/{created['user_id']}/overview")
+        trace = _trace_of(spans, OVERVIEW_ROUTE)
+    finally:
+        platform.stop()
+        http_logger.removeHandler(logs)
+        http_logger.setLevel(level)
+
+    assert status == 200, overview
+    user, portfolios = overview["user"], overview["portfolios"]
+    assert isinstance(user, dict) and isinstance(portfolios, dict)
+    assert (overview["account_id"], user["tier"], user["status"]) == (
+        created["user_id"],
+        "pro",
+        "active",
+    )
+    assert user["subscription"] == {
+        "id": created["subscription_id"],
+        "plan": "pro",
+        "billing_period": "monthly",
+        "status": "active",
+    }
+    assert overview["payments"] == {
+        "user_id": created["user_id"],
+        "by_status": {},
+        "paid": {},
+        "latest": None,
+    }
+    assert portfolios["portfolios"] == [{"id": created["portfolio_id"], "account_type": "joint"}]
+    assert portfolios["open_positions"] == [] and portfolios["orders"] == {}
+    quotes = overview["quotes"]
+    assert isinstance(quotes, list)
+    assert [quote["symbol"] for quote in quotes] == list(WATCHLIST)
+
+    service_of = {id(s): str(s.resource.attributes["service.name"]) for s in trace}
+    assert Counter(service_of.values()) == {
+        "api-gateway": 7,
+        "user-management": 1,
+        "payment": 1,
+        "trading": 1,
+        "market-data": len(WATCHLIST),
+    }
+    (root,) = [s for s in trace if s.kind == SpanKind.SERVER and service_of[id(s)] == "api-gateway"]
+    assert root.context is not None and root.parent is None
+    clients = sorted(
+        (s for s in trace if s.kind == SpanKind.CLIENT), key=lambda s: s.start_time or 0
+    )
+    assert [(c.name, (c.attributes or {})["peer.service"]) for c in clients] == [
+        (f"{method} {template}", upstream)
+        for method, template, upstream in [*PARTS[:3]] + [PARTS[3]] * len(WATCHLIST)
+    ]
+    by_id = {c.context.span_id: c for c in clients if c.context is not None}
+    for client in clients:
+        assert client.parent is not None and client.parent.span_id == root.context.span_id
+        assert service_of[id(client)] == "api-gateway"
+    upstream_servers = [s for s in trace if s.kind == SpanKind.SERVER and s is not root]
+    assert len(upstream_servers) == len(clients)
+    for server in upstream_servers:
+        assert server.parent is not None and server.parent.is_remote
+        caller = by_id[server.parent.span_id]
+        assert (caller.attributes or {})["peer.service"] == service_of[id(server)]
+
+    trace_id = format(root.context.trace_id, "032x")
+    served_lines = [line for line in logs.lines if line["message"] == "request served"]
+    (gateway_line,) = [line for line in served_lines if line["http.route"] == OVERVIEW_ROUTE]
+    assert gateway_line["service.name"] == "api-gateway"
+    assert gateway_line["http.response.status_code"] == 200
+    assert gateway_line["trace.id"] == trace_id
+    assert gateway_line["span.id"] == format(root.context.span_id, "016x")
+    in_trace = {str(line["service.name"]) for line in served_lines if line["trace.id"] == trace_id}
+    assert in_trace == set(SERVICES)
+
+
+def test_an_overview_of_an_unknown_account_is_a_404(served: Served) -> None:
+    status, body = request(served.platform.gateway + "/v1/accounts/9000000000000/overview")
+    assert (status, body) == (404, {"error": "no account 9000000000000"})
 
 
 # ---- a datastore outage ----------------------------------------------------------------------

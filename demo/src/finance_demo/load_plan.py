@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from finance_demo.catalog import ALLOWED, INSTRUMENTS, MODELS, PRIORITIES
+from finance_demo.platform.overview import OVERVIEW_ROUTE
 from finance_demo.platform.payment import DECLINED_CARD
 from finance_demo.platform.users import demo_password
 
@@ -22,7 +23,7 @@ from finance_demo.platform.users import demo_password
 # 4 requests a second it is about 35 users a day, far below ChurnRateHigh's 1% of active users,
 # so the demo never raises a business alert it did not mean to.
 MIX: dict[str, int] = {
-    "quote": 2099,
+    "quote": 1999,
     "order": 1800,
     "get_order": 800,
     "signal": 1200,
@@ -33,6 +34,8 @@ MIX: dict[str, int] = {
     "login": 1200,
     "churn": 1,
     "unknown_order": 400,
+    # The gateway's account overview reads all four services: one trace through all five.
+    "overview": 100,
 }
 DECLINE_RATIO = 0.04
 WRONG_PASSWORD_RATIO = 0.03
@@ -85,7 +88,7 @@ class LoadPlan:
         """The next request of the mix."""
         kind = self._rng.choices(list(MIX), list(MIX.values()))[0]
         paying = [c for c in self.customers if c.subscription_id is not None]
-        if kind in ("order", "login", "churn") and not self.customers:
+        if kind in ("order", "login", "churn", "overview") and not self.customers:
             kind = "signup"
         if kind == "payment" and not paying:
             kind = "signup"
@@ -105,6 +108,7 @@ class LoadPlan:
             "signup": self._signup,
             "login": self._login,
             "churn": self._churn,
+            "overview": self._overview,
         }
         return builders[kind]()
 
@@ -207,3 +211,8 @@ class LoadPlan:
         customer = self.customers.pop(self._rng.randrange(len(self.customers)))
         path = f"/v1/users/{customer.user_id}/churn"
         return Planned("churn", "POST", "/v1/users/{id}/churn", path, {})
+
+    def _overview(self) -> Planned:
+        customer = self._rng.choice(self.customers)
+        path = f"/v1/accounts/{customer.user_id}/overview"
+        return Planned("overview", "GET", OVERVIEW_ROUTE, path)

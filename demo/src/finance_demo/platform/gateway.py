@@ -2,7 +2,8 @@
 
 The trace continues across the hop (W3C traceparent), and the upstream's status is passed on:
 a 503 from a service whose datastore is down is a 503 of the gateway too. An upstream that
-does not answer is a 502, one that answers too late a 504.
+does not answer is a 502, one that answers too late a 504. One route, the account overview
+(overview.py), is the gateway's own: it reads all four services for one answer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
 
 from finance_demo.platform.http import Request, Response, Route
+from finance_demo.platform.overview import OVERVIEW_ROUTE, AccountOverview
 
 UPSTREAM_TIMEOUT_SECONDS = 5.0
 
@@ -44,18 +46,31 @@ class Gateway:
         self._tracer = tracer
 
     def routes(self) -> list[Route]:
-        """One forwarding route per entry of ROUTES."""
-        return [
+        """One forwarding route per entry of ROUTES, and the account overview."""
+        forwarded = [
             Route(method, template, functools.partial(self.call, method, template, upstream))
             for method, template, upstream in ROUTES
         ]
+        return [*forwarded, Route("GET", OVERVIEW_ROUTE, AccountOverview(self.fetch).handle)]
 
     def call(self, method: str, template: str, upstream: str, request: Request) -> Response:
         """Send `request` to the upstream's same route; return its answer."""
-        path = template.format(**{k: quote(v, safe="") for k, v in request.params.items()})
+        body = request.body if method == "POST" else None
+        return self.fetch(method, template, upstream, request.params, body)
+
+    def fetch(
+        self,
+        method: str,
+        template: str,
+        upstream: str,
+        params: Mapping[str, str],
+        body: Mapping[str, object] | None = None,
+    ) -> Response:
+        """Call the upstream's route `template` with path `params` in a CLIENT span."""
+        path = template.format(**{k: quote(v, safe="") for k, v in params.items()})
         url = self._upstreams[upstream] + path
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        data = json.dumps(dict(request.body)).encode() if method == "POST" else None
+        data = json.dumps(dict(body)).encode() if body is not None else None
         with self._tracer.start_as_current_span(
             f"{method} {template}", kind=SpanKind.CLIENT
         ) as span:

@@ -35,6 +35,7 @@ class PaymentService:
         return [
             Route("POST", "/v1/payments", self.charge),
             Route("GET", "/v1/payments/{id}", self.get),
+            Route("GET", "/v1/users/{id}/payments", self.summary),
             Route("POST", "/v1/payments/{id}/refunds", self.refund),
         ]
 
@@ -81,6 +82,33 @@ class PaymentService:
         return Response(
             200, {"id": payment_id, "status": row[0], "amount": str(row[1]), "currency": row[2]}
         )
+
+    def summary(self, request: Request) -> Response:
+        """A user's payments: counts by status, amounts paid by currency, and the newest one."""
+        user_id = identifier(request.params, "id")
+        with self._pool.transaction() as conn:
+            groups = conn.execute(
+                "SELECT status, currency, count(*), sum(amount) FROM payments WHERE user_id = %s"
+                " GROUP BY status, currency ORDER BY status, currency",
+                (user_id,),
+            ).fetchall()
+            latest = conn.execute(
+                "SELECT id, status, amount, currency FROM payments WHERE user_id = %s"
+                " ORDER BY id DESC LIMIT 1",
+                (user_id,),
+            ).fetchone()
+        counts: dict[str, int] = {}
+        paid: dict[str, str] = {}
+        for status, currency, count, amount in groups:
+            counts[str(status)] = counts.get(str(status), 0) + int(str(count))
+            if status == "succeeded":
+                paid[str(currency)] = str(amount)
+        newest = None
+        if latest is not None:
+            newest = dict(zip(("id", "status", "amount", "currency"), latest, strict=True))
+            newest["amount"] = str(newest["amount"])
+        body = {"user_id": user_id, "by_status": counts, "paid": paid, "latest": newest}
+        return Response(200, body)
 
     def refund(self, request: Request) -> Response:
         """Refund what is left of a succeeded payment: a new refunds row (201)."""

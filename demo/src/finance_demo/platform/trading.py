@@ -51,6 +51,7 @@ class TradingService:
             Route("POST", "/v1/signals", self.signal),
             Route("POST", "/v1/orders", self.order),
             Route("GET", "/v1/orders/{id}", self.get_order),
+            Route("GET", "/v1/users/{id}/portfolios", self.user_portfolios),
         ]
 
     def signal(self, request: Request) -> Response:
@@ -169,6 +170,34 @@ class TradingService:
             raise HttpError(404, f"no order {order_id}")
         body = {"id": order_id, "status": row[0], "symbol": row[1], "side": row[2]}
         return Response(200, {**body, "quantity": str(row[3])})
+
+    def user_portfolios(self, request: Request) -> Response:
+        """A user's portfolios, their open positions by symbol and their orders by status."""
+        user_id = identifier(request.params, "id")
+        with self._pool.transaction() as conn:
+            portfolios = conn.execute(
+                "SELECT id, account_type FROM portfolios WHERE user_id = %s ORDER BY id",
+                (user_id,),
+            ).fetchall()
+            positions = conn.execute(
+                "SELECT x.symbol, sum(x.quantity) FROM positions AS x"
+                " JOIN portfolios AS p ON p.id = x.portfolio_id"
+                " WHERE p.user_id = %s AND x.status = 'open' GROUP BY x.symbol ORDER BY x.symbol",
+                (user_id,),
+            ).fetchall()
+            orders = conn.execute(
+                "SELECT o.status, count(*) FROM orders AS o"
+                " JOIN portfolios AS p ON p.id = o.portfolio_id"
+                " WHERE p.user_id = %s GROUP BY o.status ORDER BY o.status",
+                (user_id,),
+            ).fetchall()
+        body = {
+            "user_id": user_id,
+            "portfolios": [{"id": pid, "account_type": kind} for pid, kind in portfolios],
+            "open_positions": [{"symbol": sym, "quantity": str(qty)} for sym, qty in positions],
+            "orders": {str(status): int(str(count)) for status, count in orders},
+        }
+        return Response(200, body)
 
 
 def _push_pop(client: redis.Redis, queue: str, order_id: int) -> int | None:

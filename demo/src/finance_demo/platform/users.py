@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from finance_demo.catalog import ALLOWED
@@ -44,6 +45,7 @@ class UserService:
         """The service's routes."""
         return [
             Route("POST", "/v1/users", self.sign_up),
+            Route("GET", "/v1/users/{id}", self.get),
             Route("POST", "/v1/users/{id}/churn", self.churn),
             Route("POST", "/v1/sessions", self.login),
         ]
@@ -85,6 +87,28 @@ class UserService:
         }
         return Response(201, body)
 
+    def get(self, request: Request) -> Response:
+        """One user's tier and status and their newest live subscription (no email: PII)."""
+        user_id = identifier(request.params, "id")
+        with self._pool.transaction() as conn:
+            row = conn.execute(
+                "SELECT u.tier, u.status, u.created_at, s.id, s.plan, s.billing_period, s.status"
+                " FROM users AS u LEFT JOIN LATERAL (SELECT id, plan, billing_period, status"
+                " FROM subscriptions WHERE user_id = u.id AND status <> 'canceled'"
+                " ORDER BY id DESC LIMIT 1) AS s ON true WHERE u.id = %s",
+                (user_id,),
+            ).fetchone()
+        if row is None:
+            raise HttpError(404, f"no user {user_id}")
+        tier, status, created_at, subscription_id, plan, period, state = row
+        subscription = (
+            {"id": subscription_id, "plan": plan, "billing_period": period, "status": state}
+            if subscription_id is not None
+            else None
+        )
+        body = {"id": user_id, "tier": tier, "status": status, "subscription": subscription}
+        return Response(200, {**body, "created_at": _iso(created_at)})
+
     def login(self, request: Request) -> Response:
         """201 with a session token for the right password, else 401; both are counted."""
         email = text(request.body, "email")
@@ -121,3 +145,7 @@ class UserService:
                 (user_id,),
             ).rowcount
         return Response(200, {"user_id": user_id, "subscriptions_canceled": canceled})
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)

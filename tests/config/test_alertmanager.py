@@ -27,7 +27,7 @@ SECRETS_MOUNT = "/run/secrets/alerting"
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("amtool")
     if binary is None:
-        pytest.fail("amtool not found: tests/run.sh builds it (tests/live/images/pinned-go.sh amtool)")
+        pytest.fail("amtool not found: tests/run.sh builds it (pinned-go.sh)")
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -99,7 +99,7 @@ def inventory() -> Inventory:
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL, "promtool not found: tests/run.sh builds it (tests/live/images/pinned-go.sh promtool)"
+    assert PROMTOOL, "promtool not found: tests/run.sh builds it (pinned-go.sh)"
     return subprocess.run(
         [PROMTOOL, *args], capture_output=True, text=True, check=False, timeout=120
     )

@@ -89,7 +89,7 @@ def test_demo_profile_writes_only_its_jobs_and_removes_stale_ones(tmp_path: Path
 def check_config(root: Path) -> subprocess.CompletedProcess[str]:
     """promtool check config on the copy's prometheus.yml."""
     promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: tests/run.sh builds it (tests/live/images/pinned-go.sh promtool)"
+    assert promtool, "promtool not found: tests/run.sh builds it (pinned-go.sh)"
     return subprocess.run(
         [promtool, "check", "config", str(root / "prometheus" / "prometheus.yml")],
         capture_output=True,

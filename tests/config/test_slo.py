@@ -59,7 +59,7 @@ def test_a_short_window_longer_than_the_long_one_is_rejected() -> None:
 
 def test_slo_unit_tests_pass() -> None:
     promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: tests/run.sh builds it (tests/live/images/pinned-go.sh promtool)"
+    assert promtool, "promtool not found: tests/run.sh builds it (pinned-go.sh)"
     result = subprocess.run(
         [promtool, "test", "rules", str(ROOT / "prometheus/tests/slo.test.yml")],
         capture_output=True,

@@ -203,7 +203,7 @@ def test_every_catalogued_metric_is_exposed_within_its_series_budget(
 
 def test_exposition_passes_promtool_check_metrics(bodies: dict[str, str]) -> None:
     promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: tests/run.sh builds it (tests/live/images/pinned-go.sh promtool)"
+    assert promtool, "promtool not found: tests/run.sh builds it (pinned-go.sh)"
     for name, body in bodies.items():
         result = subprocess.run(
             [promtool, "check", "metrics"], input=body, capture_output=True, text=True, check=False

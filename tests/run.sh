@@ -60,7 +60,7 @@ install_compose() {
 		return 0
 	fi
 	step "Docker Compose v2 (tests/live/docker-engine.sh compose)"
-	"${ROOT}/tests/live/docker-engine.sh" compose 2>&1 | sed 's/^/    /' >&2
+	"${ROOT}/tests/live/docker-engine.sh" compose 2>&1 | sed -u 's/^/    /' >&2
 }
 
 # Prometheus, promtool, Alertmanager and amtool at the versions docker-compose.yml pins (3.5 and
@@ -71,9 +71,23 @@ install_go_tools() {
 	local tool binary
 	step "prometheus, promtool, alertmanager, amtool at the pinned versions (tests/live/images/pinned-go.sh)"
 	for tool in prometheus promtool alertmanager amtool; do
-		binary="$("${ROOT}/tests/live/images/pinned-go.sh" "${tool}" 2> >(sed 's/^/    /' >&2))"
+		binary="$("${ROOT}/tests/live/images/pinned-go.sh" "${tool}" 2> >(sed -u 's/^/    /' >&2))"
 		GO_TOOL_PATH="${GO_TOOL_PATH}${GO_TOOL_PATH:+:}$(dirname -- "${binary}")"
 	done
+}
+
+# The live tests' Docker engine, Debian base image and stand-in images, made here rather than in
+# their session fixture, so that no test's time limit pays for a first build (the Go builds take
+# minutes on 2 cores). All cached: a second run only checks. Not as root: the live tests need
+# root and fail saying so.
+prepare_live_tests() {
+	local host
+	[[ ${EUID} -eq 0 ]] || return 0
+	step "Docker engine, base image and stand-in images for tests/live (tests/live/images/build.sh)"
+	host="$("${ROOT}/tests/live/docker-engine.sh" start 2> >(sed -u 's/^/    /' >&2) | tail -n 1)"
+	"${ROOT}/tests/live/docker-engine.sh" base-image 2>&1 | sed -u 's/^/    /' >&2
+	DOCKER_HOST="${host#DOCKER_HOST=}" "${ROOT}/tests/live/images/build.sh" 2>&1 >/dev/null |
+		sed -u 's/^/    /' >&2
 }
 
 main() {
@@ -81,6 +95,7 @@ main() {
 	install_debian_packages
 	install_compose
 	install_go_tools
+	prepare_live_tests
 	install_python_packages
 	step "ruff format --check, ruff check"
 	"${VENV}/bin/ruff" format --check --quiet .

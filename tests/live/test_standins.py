@@ -83,15 +83,19 @@ PROGRAMS = [
 
 
 def reported(client: docker.DockerClient, program: Program) -> str:
-    output = client.containers.run(
+    """What the program prints of its version, run in a container of its image (removed after,
+    with the anonymous volumes its image declares)."""
+    container = client.containers.run(
         f"ai-finance-standin/{program.image}:test",
         entrypoint=program.entrypoint,
-        remove=True,
-        stdout=True,
-        stderr=True,
+        detach=True,
         network_mode="none",
     )
-    return output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+    try:
+        container.wait(timeout=60)
+        return str(container.logs(stdout=True, stderr=True).decode(errors="replace"))
+    finally:
+        container.remove(v=True, force=True)
 
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.entrypoint[0].rsplit("/", 1)[1])

@@ -46,15 +46,11 @@ profile_enabled() {
 	return 1
 }
 
-# Whether NAME is set in the environment or in .env, even to an empty value.
+# Whether NAME is set in the environment or in .env, even to an empty value (env_setting's
+# default comes back only when neither sets it).
 user_set() {
-	local name=$1 line
-	[[ -v ${name} ]] && return 0
-	[[ -f ${ROOT}/.env ]] || return 1
-	while IFS= read -r line; do
-		[[ ${line} == "${name}="* ]] && return 0
-	done <"${ROOT}/.env"
-	return 1
+	local unset=$'\x01unset'
+	[[ -v $1 || "$(env_setting "$1" "${unset}")" != "${unset}" ]]
 }
 
 PROFILES="$(env_setting COMPOSE_PROFILES "$(default_profiles)")"

@@ -67,7 +67,7 @@ class PaymentService:
         final = "failed" if token == DECLINED_CARD else "succeeded"
         with self._pool.transaction() as conn:
             conn.execute("UPDATE payments SET status = %s WHERE id = %s", (final, payment_id))
-        body = {"id": payment_id, "status": final, "amount": str(amount), "currency": currency}
+        body = _payment(payment_id, final, amount, currency)
         return Response(201 if final == "succeeded" else 402, body)
 
     def get(self, request: Request) -> Response:
@@ -79,9 +79,7 @@ class PaymentService:
             ).fetchone()
         if row is None:
             raise HttpError(404, f"no payment {payment_id}")
-        return Response(
-            200, {"id": payment_id, "status": row[0], "amount": str(row[1]), "currency": row[2]}
-        )
+        return Response(200, _payment(payment_id, *row))
 
     def summary(self, request: Request) -> Response:
         """A user's payments: counts by status, amounts paid by currency, and the newest one."""
@@ -103,10 +101,7 @@ class PaymentService:
             counts[str(status)] = counts.get(str(status), 0) + int(str(count))
             if status == "succeeded":
                 paid[str(currency)] = str(amount)
-        newest = None
-        if latest is not None:
-            newest = dict(zip(("id", "status", "amount", "currency"), latest, strict=True))
-            newest["amount"] = str(newest["amount"])
+        newest = _payment(*latest) if latest is not None else None
         body = {"user_id": user_id, "by_status": counts, "paid": paid, "latest": newest}
         return Response(200, body)
 
@@ -135,3 +130,10 @@ class PaymentService:
             ).fetchone()
         assert created is not None
         return Response(201, {"id": created[0], "payment_id": payment_id, "amount": str(left)})
+
+
+def _payment(
+    payment_id: object, status: object, amount: object, currency: object
+) -> dict[str, object]:
+    """A payment as the routes answer it: the amount as a decimal string."""
+    return {"id": payment_id, "status": status, "amount": str(amount), "currency": currency}

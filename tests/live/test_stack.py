@@ -339,6 +339,19 @@ def test_health_agrees_and_speaks_json(stack: Stack) -> None:
     assert len(text.stdout.splitlines()) == len(report)
 
 
+def latency_exemplars(stack: Stack) -> list[dict[str, Any]]:
+    """Prometheus' exemplars of the platform's latency histograms over the last 10 minutes, one
+    entry per series (query_exemplars)."""
+    now = time.time()
+    query = urllib.parse.urlencode(
+        {"query": "http_request_duration_seconds_bucket", "start": now - 600, "end": now}
+    )
+    found = get_json(stack.url("PROMETHEUS_PORT", f"/api/v1/query_exemplars?{query}"))
+    series = found["data"]
+    assert isinstance(series, list), found
+    return series
+
+
 def test_latency_exemplars_carry_trace_ids_into_prometheus(stack: Stack) -> None:
     """The demo platform's latency histograms carry trace ids as exemplars, Prometheus stores
     them (exemplar storage on, OpenMetrics negotiated): what Grafana's Prometheus datasource
@@ -347,13 +360,7 @@ def test_latency_exemplars_carry_trace_ids_into_prometheus(stack: Stack) -> None
     # Each service's first exemplars arrive with its next scrape after its first requests.
     deadline = time.monotonic() + 120
     while True:
-        now = time.time()
-        query = urllib.parse.urlencode(
-            {"query": "http_request_duration_seconds_bucket", "start": now - 600, "end": now}
-        )
-        found = get_json(stack.url("PROMETHEUS_PORT", f"/api/v1/query_exemplars?{query}"))
-        series = found["data"]
-        assert isinstance(series, list), found
+        series = latency_exemplars(stack)
         services = {entry["seriesLabels"]["service"] for entry in series}
         if services == expected or time.monotonic() > deadline:
             break
@@ -409,13 +416,9 @@ def whole_trace(stack: Stack, trace_id: str) -> dict[str, Any] | None:
 
 
 def exemplar_trace_ids(stack: Stack) -> set[str]:
-    now = time.time()
-    query = urllib.parse.urlencode(
-        {"query": "http_request_duration_seconds_bucket", "start": now - 600, "end": now}
-    )
-    found = get_json(stack.url("PROMETHEUS_PORT", f"/api/v1/query_exemplars?{query}"))["data"]
-    assert isinstance(found, list)
-    return {e["labels"]["trace_id"] for entry in found for e in entry["exemplars"]}
+    return {
+        e["labels"]["trace_id"] for entry in latency_exemplars(stack) for e in entry["exemplars"]
+    }
 
 
 def poll(check: Any, seconds: float, every: float = 2.0) -> Any:

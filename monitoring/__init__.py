@@ -1,1 +1,1 @@
-"""Config as code and the helpers start-monitoring.sh calls (standard library, validate: PyYAML)."""
+"""Config as code: inventory.yml (services, teams, SLOs) and the rule and dashboard generators."""

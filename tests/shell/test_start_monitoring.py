@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from support.repo import ROOT
+from support.repo import ROOT, copy_repo
+from support.servers import free_port
 
 SCRIPT = ROOT / "start-monitoring.sh"
 COMMANDS = ("start", "stop", "restart", "status", "health", "logs", "validate", "drill")
@@ -85,10 +88,12 @@ def test_start_without_docker_installed_says_how_to_get_it(tmp_path: os.PathLike
     # A PATH with bash and the basic tools but no docker.
     bin_dir = os.path.join(tmp_path, "bin")
     os.mkdir(bin_dir)
-    for tool in ("bash", "dirname", "cat", "awk", "tr", "python3"):
+    for tool in ("bash", "dirname", "cat", "mkdir", "flock"):
         found = shutil.which(tool)
         assert found
         os.symlink(found, os.path.join(bin_dir, tool))
+    # The interpreter itself, not a version manager's shim that needs more tools on PATH.
+    os.symlink(os.path.realpath(sys.executable), os.path.join(bin_dir, "python3"))
     result = run("start", env={"PATH": bin_dir})
     assert result.returncode == 1
     assert "docker not found: install Docker Engine" in result.stderr
@@ -144,6 +149,7 @@ def run_copy(tmp_path: Path, command: str, environ: dict[str, str], dotenv: str 
         root.mkdir()
         bin_dir.mkdir()
         shutil.copy2(SCRIPT, root)
+        shutil.copytree(ROOT / "stack", root / "stack")
         (bin_dir / "docker").write_text(FAKE_DOCKER)
         (bin_dir / "docker").chmod(0o755)
         if dotenv is not None:
@@ -183,3 +189,95 @@ def test_traces_go_to_jaeger_when_it_runs_unless_otlp_endpoint_is_set(
     assert logs.splitlines() == [f"OTLP_ENDPOINT={expected}"]
     shown = "none" if expected in {"", "<unset>"} else expected
     assert f"send traces (now: {shown})" in run_copy(tmp_path, "help", environ, dotenv)
+
+
+def engine_env(**extra: str) -> dict[str, str]:
+    """The live tests' engine (started by tests/run.sh), and nothing that steers the script."""
+    env = {k: v for k, v in os.environ.items() if k not in STEERING}
+    env["DOCKER_HOST"] = os.environ.get("DOCKER_HOST", "unix:///run/ai-finance-docker/docker.sock")
+    return {**env, **extra}
+
+
+def run_in(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(root / "start-monitoring.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+
+
+def require_engine(result: subprocess.CompletedProcess[str]) -> None:
+    if "cannot reach the Docker engine" in result.stderr:
+        pytest.fail("the Docker engine for the live tests is not running (tests/run.sh starts it)")
+
+
+def test_help_for_an_unknown_command_is_a_usage_error() -> None:
+    result = run("help", "nonsense")
+    assert result.returncode == 2
+    assert result.stderr.rstrip().endswith("[x] help: unknown command: nonsense")
+
+
+def test_an_unknown_option_is_a_usage_error() -> None:
+    result = run("status", "--yaml")
+    assert result.returncode == 2
+    assert "status: unknown option: --yaml" in result.stderr
+
+
+def test_dry_run_start_prints_what_it_would_do_and_starts_nothing(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    env = engine_env(
+        DRY_RUN="1", COMPOSE_PROJECT_NAME=f"aif-dry-{os.getpid()}", COMPOSE_PROFILES="demo"
+    )
+    for variable in ("PROMETHEUS_PORT", "ALERTMANAGER_PORT", "ALERT_SINK_PORT"):
+        env[variable] = str(free_port())
+    result = run_in(root, "start", env=env)
+    require_engine(result)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "[+] DRY_RUN=1: nothing was started" in result.stderr
+    assert "is up" not in result.stdout
+    assert "arg=up" in result.stdout and "arg=secrets-init" in result.stdout
+    assert not (root / "secrets").exists()
+    assert list((root / "prometheus" / "targets").glob("*.json")) == []
+
+
+def test_status_of_a_stopped_stack_says_so_and_exits_1(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    result = run_in(root, "status", env=engine_env(COMPOSE_PROJECT_NAME=f"aif-none-{os.getpid()}"))
+    require_engine(result)
+    assert result.returncode == 1, result.stderr
+    assert "the stack is not running; start it with ./start-monitoring.sh start" in result.stderr
+
+
+def test_a_second_start_while_one_runs_is_refused(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    (root / ".state").mkdir(mode=0o700)
+    with (root / ".state" / "lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (root / ".state" / "lock.pid").write_text("4242\n")
+        for command in ("start", "stop", "restart"):
+            result = run_in(root, command, env=engine_env())
+            assert result.returncode == 1, result.stderr
+            assert (
+                "another start, stop or restart of this stack is running (pid 4242)"
+                in result.stderr
+            )
+
+
+def test_a_bad_port_in_env_file_fails_start_naming_the_line(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    (root / ".env").write_text("COMPOSE_PROFILES=demo\nPROMETHEUS_PORT=99999\n")
+    result = run_in(root, "start", env=engine_env())
+    require_engine(result)
+    assert result.returncode == 1
+    assert ".env:2: PROMETHEUS_PORT=99999 is out of range (1 to 65535)" in result.stderr
+    assert not (root / "secrets").exists()
+
+
+def test_the_script_has_no_embedded_program_and_stays_short() -> None:
+    text = SCRIPT.read_text()
+    assert len(text.splitlines()) < 500
+    assert "python3 -c" not in text and "<<'PY'" not in text and "import " not in text

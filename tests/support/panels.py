@@ -11,13 +11,16 @@ tests use this to say which panels a stack can show, and why the others cannot b
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from monitoring.compose_json import scrape_targets
+from finance_stack.compose import read_project
+from finance_stack.envfile import Settings
+from finance_stack.targets import scrape_targets
 from support.promql import (
     THIRD_PARTY,
     exporter_metrics,
@@ -85,7 +88,8 @@ def job_services() -> dict[str, frozenset[str]]:
     """Compose services scraped by each job: a target's host is its service name. Jobs of the
     optional profiles get their targets from the services' `ai-finance.scrape.*` labels."""
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
-    labelled = scrape_targets(yaml.safe_load(COMPOSE_YML.read_text()))
+    every = read_project(ROOT, "*", Settings(ROOT, environ={**os.environ, "COMPOSE_PROFILES": "*"}))
+    labelled = scrape_targets(every)
     jobs = {}
     for job in config["scrape_configs"]:
         groups = list(job.get("static_configs", []))

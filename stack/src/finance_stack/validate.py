@@ -1,8 +1,10 @@
-"""Check every config of the stack offline (start-monitoring.sh validate).
+"""Check every config of the stack offline (start-monitoring.sh validate, and `start` first).
 
 Each problem is printed as `[x] FILE[:LINE]: PROBLEM`; the exit status is 1 if any was found.
-The real tools decide where they exist (docker compose config, promtool, amtool); the rest is
-parsed here: YAML and JSON with their line numbers, Grafana uids, Logstash pipeline structure.
+The real tools decide where they exist (docker compose config, promtool, amtool): from PATH, or
+else from the pinned Prometheus and Alertmanager images when the engine has them (no network,
+the config mounted read-only). The rest is parsed here: `.env`, YAML and JSON with their line
+numbers, Grafana uids, Logstash pipeline structure. PyYAML is the one library it uses.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from finance_stack import compose
+from finance_stack.envfile import EnvFileError, Settings
 
 try:
     import yaml
@@ -88,51 +93,105 @@ def check_compose(root: Path) -> list[Problem]:
     load_yaml(root, compose_file, problems)
     if problems or shutil.which("docker") is None:
         return problems
-    argv = [
+    if check_env(root):
+        return []  # Compose would only repeat what check_env says, less clearly
+    return _run(root, compose.argv(root, "config", "--quiet", all_profiles=True), compose_file)
+
+
+def _pinned_image(root: Path, service: str) -> str | None:
+    """The image a service runs, when the engine has it (validate never pulls)."""
+    if shutil.which("docker") is None:
+        return None
+    try:
+        result = subprocess.run(
+            [*compose.argv(root, "config", "--format", "json", all_profiles=True)],
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT_SECONDS,
+            check=False,
+        )
+        image = str(json.loads(result.stdout)["services"][service]["image"])
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
+        return None
+    present = subprocess.run(
+        ["docker", "image", "inspect", image], capture_output=True, timeout=60, check=False
+    )
+    return image if present.returncode == 0 else None
+
+
+def _tool(root: Path, tool: str, service: str, folder: str, args: list[str]) -> list[str] | None:
+    """argv running `tool` from PATH, else from the service's pinned image; None if neither."""
+    found = shutil.which(tool)
+    if found is not None:
+        return [found, *(arg.replace("{folder}", str(root / folder)) for arg in args)]
+    image = _pinned_image(root, service)
+    if image is None:
+        return None
+    inside = f"/etc/{folder}"
+    return [
         "docker",
-        "compose",
-        "--project-directory",
-        str(root),
-        "--file",
-        str(compose_file),
-        "--profile",
-        "*",
-        "config",
-        "--quiet",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volume",
+        f"{root / folder}:{inside}:ro",
+        "--entrypoint",
+        tool,
+        image,
+        *(arg.replace("{folder}", inside) for arg in args),
     ]
-    return _run(root, argv, compose_file)
+
+
+def _no_tool(root: Path, config: Path, tool: str, service: str) -> Problem:
+    return Problem(
+        _rel(root, config),
+        None,
+        f"{tool} not found: install it on PATH, or let the engine have the {service} image"
+        f" (./start-monitoring.sh start pulls it), then re-run",
+    )
 
 
 def check_prometheus(root: Path) -> list[Problem]:
     """promtool check config, which also checks every rule file it names."""
     config = root / "prometheus" / "prometheus.yml"
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        return [
-            Problem(
-                _rel(root, config),
-                None,
-                "promtool not found: put the pinned Prometheus release's promtool on PATH"
-                " (tests/live/images/pinned-go.sh promtool builds it)",
-            )
-        ]
-    return _run(root, [promtool, "check", "config", str(config)], config)
+    argv = _tool(
+        root, "promtool", "prometheus", "prometheus", ["check", "config", "{folder}/prometheus.yml"]
+    )
+    if argv is None:
+        return [_no_tool(root, config, "promtool", "prometheus")]
+    return _run(root, argv, config)
 
 
 def check_alertmanager(root: Path) -> list[Problem]:
     """amtool check-config."""
     config = root / "alertmanager" / "alertmanager.yml"
-    amtool = shutil.which("amtool")
-    if amtool is None:
-        return [
-            Problem(
-                _rel(root, config),
-                None,
-                "amtool not found: put the pinned Alertmanager release's amtool on PATH"
-                " (tests/live/images/pinned-go.sh amtool builds it)",
-            )
-        ]
-    return _run(root, [amtool, "check-config", str(config)], config)
+    argv = _tool(
+        root,
+        "amtool",
+        "alertmanager",
+        "alertmanager",
+        ["check-config", "{folder}/alertmanager.yml"],
+    )
+    if argv is None:
+        return [_no_tool(root, config, "amtool", "alertmanager")]
+    return _run(root, argv, config)
+
+
+def check_env(root: Path) -> list[Problem]:
+    """`.env` parses the way Compose reads it, and every port variable set in it is a port."""
+    if not (root / ".env").is_file():
+        return []
+    try:
+        settings = Settings(root, environ={})
+    except EnvFileError as err:
+        file, number, text = str(err).split(":", 2)
+        return [Problem(file, int(number), text.strip())]
+    problems = []
+    for name, (value, line) in sorted(settings.env_file.items(), key=lambda item: item[1][1]):
+        if name.endswith("_PORT") and not (value.isdigit() and 1 <= int(value) <= 65535):
+            problems.append(Problem(".env", line, f"{name}={value} is not a TCP port (1-65535)"))
+    return problems
 
 
 def check_grafana(root: Path) -> list[Problem]:
@@ -256,6 +315,7 @@ def check_elastic(root: Path) -> list[Problem]:
 
 
 CHECKS = {
+    ".env": check_env,
     "compose": check_compose,
     "prometheus (promtool)": check_prometheus,
     "alertmanager (amtool)": check_alertmanager,
@@ -267,8 +327,8 @@ CHECKS = {
 
 def main(argv: list[str]) -> int:
     """Run every check, print one line per check and per problem, exit 1 on any problem."""
-    parser = argparse.ArgumentParser(prog="monitoring.validate")
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    parser = argparse.ArgumentParser(prog="finance_stack validate")
+    parser.add_argument("--root", type=Path, required=True)
     root = parser.parse_args(argv).root.resolve()
     color = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
     ok, bad = ("\033[32m[+]\033[0m", "\033[31m[x]\033[0m") if color else ("[+]", "[x]")

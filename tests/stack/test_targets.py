@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
-from monitoring.compose_json import SCRAPE_JOB, write_targets
+from finance_stack.compose import Project, read_project
+from finance_stack.envfile import Settings
+from finance_stack.targets import SCRAPE_JOB, write_targets
 from support.repo import ROOT, copy_repo
 
 PROMETHEUS_YML = ROOT / "prometheus" / "prometheus.yml"
@@ -23,16 +25,15 @@ def compose_services() -> dict[str, Any]:
     return services
 
 
-def with_profiles(*profiles: str) -> dict[str, Any]:
-    """The compose document as `compose config` gives it for these profiles: services without
-    a profile, and those with one of them."""
-    return {
-        "services": {
-            name: service
-            for name, service in compose_services().items()
-            if not service.get("profiles") or set(service["profiles"]) & set(profiles)
-        }
-    }
+def with_profiles(*profiles: str) -> Project:
+    """The project as the compose reader renders it for these profiles (real docker compose)."""
+    return read_project(ROOT, ",".join(profiles), Settings(ROOT, environ=_clean_environ()))
+
+
+def _clean_environ() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DEMO_"))}
 
 
 def file_sd_jobs() -> dict[str, list[str]]:

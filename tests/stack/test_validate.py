@@ -26,7 +26,7 @@ def validate(root: Path) -> subprocess.CompletedProcess[str]:
 def test_repository_configs_are_valid() -> None:
     result = validate(ROOT)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("[+]") == 6 and "[x]" not in result.stderr
+    assert result.stderr.count("[+]") == 7 and "[x]" not in result.stderr
 
 
 def _replace(old: str, new: str) -> Callable[[str], str]:
@@ -47,6 +47,16 @@ def _sub(pattern: str, new: str) -> Callable[[str], str]:
 
 
 BREAKAGES = {
+    "env-port-out-of-range": (
+        ".env",
+        lambda _: "# mine\nPROMETHEUS_PORT=99999\n",
+        ".env:2: PROMETHEUS_PORT=99999 is not a TCP port (1-65535)",
+    ),
+    "env-unreadable-line": (
+        ".env",
+        lambda _: "COMPOSE_PROFILES=demo\nthis is not a setting\n",
+        ".env:2: expected NAME=VALUE",
+    ),
     "compose-unknown-key": (
         "docker-compose.yml",
         _replace(
@@ -58,7 +68,7 @@ BREAKAGES = {
     "compose-bad-yaml": (
         "docker-compose.yml",
         _replace("name: ${COMPOSE_PROJECT_NAME", "name: [${COMPOSE_PROJECT_NAME"),
-        "docker-compose.yml:12: invalid YAML",
+        "docker-compose.yml:15: invalid YAML",
     ),
     "prometheus-unknown-field": (
         "prometheus/prometheus.yml",

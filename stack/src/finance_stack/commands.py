@@ -1,0 +1,208 @@
+"""The steps start-monitoring.sh calls, one Python call each: `python3 -m finance_stack STEP`.
+
+Every step takes --root (the project folder) and --profiles (resolved once by `settings`), and
+prints [+] progress and [x] failures on stderr; what a script reads goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from finance_stack import drill, health, images, preflight, state, status, targets, urls, wait
+from finance_stack.compose import ComposeError, Project, ps, read_project, run
+from finance_stack.envfile import EnvFileError, Settings
+
+
+def info(message: str) -> None:
+    """A progress line."""
+    print(f"[+] {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> None:
+    """A failure line."""
+    print(f"[x] {message}", file=sys.stderr, flush=True)
+
+
+def _parser(prog: str, *flags: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"finance_stack {prog}")
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--profiles", required=True)
+    for flag in flags:
+        parser.add_argument(flag, action="store_true")
+    return parser
+
+
+def project_for(root: Path, profiles: str, settings: Settings) -> Project:
+    """The project `start` rendered for these profiles, else a fresh rendering."""
+    kept = state.read(root, state.PROJECT_FILE)
+    if kept:
+        project = Project.from_json(kept)
+        if project.profiles == profiles:
+            return project
+    return read_project(root, profiles, settings)
+
+
+def cmd_preflight(argv: list[str]) -> int:
+    """Every check of start; nothing changes when one fails."""
+    args = _parser("preflight", "--dry-run").parse_args(argv)
+    try:
+        settings = Settings(args.root)
+        running = preflight.containers_running(args.root, settings)
+        project, notes = preflight.run(
+            args.root, settings, args.profiles, running, fix=not args.dry_run
+        )
+    except (preflight.PreflightError, EnvFileError, ValueError) as err:
+        fail(str(err))
+        return 1
+    for note in notes:
+        info(note)
+    info(f"preflight: {len(project.services)} services, ports free, memory and disk enough")
+    return 0
+
+
+def cmd_pull(argv: list[str]) -> int:
+    """Pull the images the project runs and does not build."""
+    parser = _parser("pull", "--dry-run")
+    args = parser.parse_args(argv)
+    settings = Settings(args.root)
+    try:
+        project = project_for(args.root, args.profiles, settings)
+        pulled = images.pull(project, settings, info, args.dry_run)
+    except (images.PullError, ComposeError) as err:
+        fail(str(err))
+        return 1
+    if pulled and not args.dry_run:
+        info(f"pulled {pulled} image(s)")
+    return 0
+
+
+def cmd_targets(argv: list[str]) -> int:
+    """Write prometheus/targets/ from the services the profiles run."""
+    args = _parser("targets", "--dry-run").parse_args(argv)
+    settings = Settings(args.root)
+    project = project_for(args.root, args.profiles, settings)
+    if args.dry_run:
+        print(json.dumps(targets.scrape_targets(project), indent=2))
+        return 0
+    folder = args.root / "prometheus" / "targets"
+    try:
+        summary = targets.write_targets(project, folder)
+    except OSError as err:
+        fail(f"could not write Prometheus' scrape targets into {folder}: {err.strerror}")
+        return 1
+    info(f"scrape targets: {' '.join(line.split()[0] for line in summary)} (prometheus/targets/)")
+    return 0
+
+
+def _logs(root: Path, settings: Settings, service: str) -> str:
+    try:
+        return run(root, ["logs", "--no-color", "--tail", "20", service], settings.environ)
+    except ComposeError as err:
+        return str(err)
+
+
+def cmd_wait(argv: list[str]) -> int:
+    """Wait for every service to be healthy; on failure show each failed one's last log lines."""
+    parser = _parser("wait")
+    parser.add_argument("--timeout", type=float, required=True)
+    args = parser.parse_args(argv)
+    settings = Settings(args.root)
+    project = project_for(args.root, args.profiles, settings)
+    verdict = wait.wait(
+        project,
+        poll=lambda: ps(args.root, settings.environ),
+        restarts=lambda containers: wait.restart_counts(containers, settings),
+        timeout_seconds=args.timeout,
+        progress=info,
+    )
+    if not verdict.failed:
+        return 0
+    for name, why in verdict.failed.items():
+        fail(f"{name}: {why}; its last log lines:")
+        sys.stderr.write(_logs(args.root, settings, name))
+    fail("next: ./start-monitoring.sh logs SERVICE, fix, then ./start-monitoring.sh start again")
+    return 1
+
+
+def cmd_remember(argv: list[str]) -> int:
+    """Keep the profiles `start` is starting, so every later command acts on the same stack."""
+    args = _parser("remember").parse_args(argv)
+    state.write(args.root, state.PROFILES_FILE, args.profiles + "\n")
+    return 0
+
+
+def cmd_forget(argv: list[str]) -> int:
+    """After `stop`: the next command decides its profiles afresh."""
+    args = _parser("forget").parse_args(argv)
+    state.clear(args.root)
+    return 0
+
+
+def cmd_status(argv: list[str]) -> int:
+    """One line per container, or --json."""
+    args = _parser("status", "--json").parse_args(argv)
+    settings = Settings(args.root)
+    try:
+        containers = ps(args.root, settings.environ)
+    except ComposeError as err:
+        fail(str(err))
+        return 1
+    text, code = status.render(containers, args.json)
+    sys.stdout.write(text)
+    if not containers:
+        name = project_for(args.root, args.profiles, settings).name
+        fail(status.empty_message(name))
+    return code
+
+
+def cmd_health(argv: list[str]) -> int:
+    """Each component's own health; rc 1 if any is unhealthy."""
+    args = _parser("health", "--json").parse_args(argv)
+    settings = Settings(args.root)
+    try:
+        project = project_for(args.root, args.profiles, settings)
+        containers = ps(args.root, settings.environ)
+    except ComposeError as err:
+        fail(str(err))
+        return 1
+    results = health.check(project, containers, args.root / "secrets")
+    sys.stdout.write(health.render(results, args.json))
+    return 0 if results and all(r.healthy for r in results) else 1
+
+
+def cmd_urls(argv: list[str]) -> int:
+    """Where everything is, once the stack is up."""
+    args = _parser("urls").parse_args(argv)
+    project = project_for(args.root, args.profiles, Settings(args.root))
+    print("\n" + "\n".join(urls.lines(project)))
+    return 0
+
+
+def cmd_drill(argv: list[str]) -> int:
+    """Fire a synthetic alert and follow it to the alert sink and back."""
+    parser = _parser("drill", "--json")
+    parser.add_argument("--timeout", type=float, required=True)
+    args = parser.parse_args(argv)
+    settings = Settings(args.root)
+    try:
+        project = project_for(args.root, args.profiles, settings)
+        result = drill.run(project, args.timeout, info)
+    except drill.DrillError as err:
+        fail(str(err))
+        if err.step in ("deliver", "resolve"):
+            for service in ("alertmanager", "alert-sink"):
+                fail(f"last log lines of {service}:")
+                sys.stderr.write(_logs(args.root, settings, service))
+        if args.json:
+            print(json.dumps({"ok": False, "step": err.step, "error": str(err)}))
+        return 1
+    except ComposeError as err:
+        fail(str(err))
+        return 1
+    if args.json:
+        print(json.dumps({"ok": True, **asdict(result)}))
+    return 0

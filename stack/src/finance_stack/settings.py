@@ -1,0 +1,103 @@
+"""The settings every command of start-monitoring.sh shares, resolved once and printed for bash.
+
+`python3 -m finance_stack settings` prints shell assignments (shlex-quoted) for `eval`:
+COMPOSE_PROFILES and where it came from, BIND_ADDRESS, OTLP_ENDPOINT (and TRACES_TO, where
+traces go), WAIT_TIMEOUT and DRILL_TIMEOUT. A bad value exits 1 naming the variable and the
+line of `.env` it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from finance_stack import state
+from finance_stack.envfile import EnvFileError, Settings
+
+JAEGER_OTLP = "http://jaeger:4318"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The shared settings of one command run."""
+
+    profiles: str
+    profiles_origin: str
+    bind_address: str
+    otlp_endpoint: str | None  # None: leave it to Compose (.env or its default)
+    traces_to: str  # where traces go, for a person: the endpoint, or "none"
+    wait_timeout: int
+    drill_timeout: int
+
+
+def profiles_of(settings: Settings) -> tuple[str, str]:
+    """COMPOSE_PROFILES: the environment, else the last start, else .env, else the default."""
+    from_environment = settings.environ.get("COMPOSE_PROFILES")
+    if from_environment is not None:
+        return from_environment, "environment"
+    remembered = state.read(settings.root, state.PROFILES_FILE)
+    if remembered and remembered.strip():
+        return remembered.strip(), "the last start (.state/profiles)"
+    configured = settings.get("COMPOSE_PROFILES")
+    if configured.is_set:
+        return configured.value, configured.origin
+    # The embedded demo datastores run only when no external data source is configured.
+    if settings.value("DATABASE_URL") or settings.value("REDIS_URL"):
+        return "full", "default (DATABASE_URL or REDIS_URL set)"
+    return "demo,full", "default"
+
+
+def enabled(profiles: str, *wanted: str) -> bool:
+    """Whether any of `wanted` runs under a COMPOSE_PROFILES value."""
+    names = {name.strip() for name in profiles.split(",")}
+    return "*" in names or any(name in names for name in wanted)
+
+
+def resolve(settings: Settings) -> Resolved:
+    """Every shared setting, checked."""
+    profiles, origin = profiles_of(settings)
+    otlp = settings.get("OTLP_ENDPOINT")
+    # Traces go to Jaeger whenever it runs, unless OTLP_ENDPOINT is set (empty keeps them local).
+    endpoint = JAEGER_OTLP if not otlp.is_set and enabled(profiles, "full", "traces") else None
+    return Resolved(
+        traces_to=(endpoint or otlp.value) or "none",
+        profiles=profiles,
+        profiles_origin=origin,
+        bind_address=settings.value("BIND_ADDRESS", "127.0.0.1"),
+        otlp_endpoint=endpoint,
+        wait_timeout=settings.integer("WAIT_TIMEOUT", 600, minimum=1),
+        drill_timeout=settings.integer("DRILL_TIMEOUT", 30, minimum=1),
+    )
+
+
+def shell(resolved: Resolved) -> str:
+    """Assignments for bash's eval."""
+    values = {
+        "PROFILES": resolved.profiles,
+        "PROFILES_ORIGIN": resolved.profiles_origin,
+        "BIND_ADDRESS": resolved.bind_address,
+        "WAIT_TIMEOUT": str(resolved.wait_timeout),
+        "DRILL_TIMEOUT": str(resolved.drill_timeout),
+        "TRACES_TO": resolved.traces_to,
+    }
+    lines = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
+    if resolved.otlp_endpoint is not None:
+        lines.append(f"export OTLP_ENDPOINT={shlex.quote(resolved.otlp_endpoint)}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Print the shared settings as shell assignments."""
+    parser = argparse.ArgumentParser(prog="finance_stack settings")
+    parser.add_argument("--root", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        resolved = resolve(Settings(args.root))
+    except (EnvFileError, ValueError) as err:
+        print(f"[x] {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(shell(resolved))
+    return 0

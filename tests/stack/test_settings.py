@@ -1,0 +1,86 @@
+"""The settings every command shares: profiles remembered from the last start, traces' target."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from finance_stack import state
+from finance_stack.envfile import Settings
+from finance_stack.settings import profiles_of, resolve, shell
+
+
+@pytest.mark.parametrize(
+    ("environ", "dotenv", "remembered", "expected"),
+    [
+        ({}, "", None, ("demo,full", "default")),
+        (
+            {},
+            "DATABASE_URL=postgresql://x@db/p\n",
+            None,
+            ("full", "default (DATABASE_URL or REDIS_URL set)"),
+        ),
+        ({}, "COMPOSE_PROFILES=full\n", None, ("full", ".env:1")),
+        # What the last start ran wins over .env and the default, until stop forgets it.
+        ({}, "COMPOSE_PROFILES=full\n", "demo", ("demo", "the last start (.state/profiles)")),
+        (
+            {"COMPOSE_PROFILES": "traces"},
+            "COMPOSE_PROFILES=full\n",
+            "demo",
+            ("traces", "environment"),
+        ),
+    ],
+)
+def test_profiles_come_from_the_environment_the_last_start_env_file_or_default(
+    tmp_path: Path,
+    environ: dict[str, str],
+    dotenv: str,
+    remembered: str | None,
+    expected: tuple[str, str],
+) -> None:
+    (tmp_path / ".env").write_text(dotenv)
+    if remembered is not None:
+        state.write(tmp_path, state.PROFILES_FILE, remembered + "\n")
+    assert profiles_of(Settings(tmp_path, environ=environ)) == expected
+
+
+def test_stop_forgets_the_remembered_profiles(tmp_path: Path) -> None:
+    state.write(tmp_path, state.PROFILES_FILE, "demo\n")
+    state.write(tmp_path, state.PROJECT_FILE, "{}")
+    state.clear(tmp_path)
+    assert profiles_of(Settings(tmp_path, environ={})) == ("demo,full", "default")
+    assert state.read(tmp_path, state.PROJECT_FILE) is None
+    assert (tmp_path / ".state").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    ("environ", "dotenv", "exported", "traces_to"),
+    [
+        ({}, "", "http://jaeger:4318", "http://jaeger:4318"),
+        ({"COMPOSE_PROFILES": "demo"}, "", None, "none"),
+        ({"OTLP_ENDPOINT": "http://collector:4318"}, "", None, "http://collector:4318"),
+        # Set in .env, even empty: left to Compose, which reads it there.
+        ({}, "OTLP_ENDPOINT=\n", None, "none"),
+    ],
+)
+def test_traces_go_to_jaeger_when_it_runs_unless_otlp_endpoint_is_set(
+    tmp_path: Path, environ: dict[str, str], dotenv: str, exported: str | None, traces_to: str
+) -> None:
+    (tmp_path / ".env").write_text(dotenv)
+    resolved = resolve(Settings(tmp_path, environ=environ))
+    assert (resolved.otlp_endpoint, resolved.traces_to) == (exported, traces_to)
+
+
+def test_the_shell_assignments_survive_eval(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("COMPOSE_PROFILES=demo\nBIND_ADDRESS='127.0.0.1'\n")
+    text = shell(resolve(Settings(tmp_path, environ={"WAIT_TIMEOUT": "5"})))
+    show = 'printf "%s|%s|%s|%s" "$PROFILES" "$PROFILES_ORIGIN" "$WAIT_TIMEOUT" "$TRACES_TO"'
+    echoed = subprocess.run(
+        ["bash", "-c", f"{text}\n{show}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert echoed == "demo|.env:1|5|none"

@@ -12,6 +12,7 @@ from finance_stack import preflight
 from finance_stack.compose import Port, Project, Service
 from finance_stack.envfile import Settings
 from finance_stack.preflight import Machine, PreflightError
+from support.repo import ROOT
 
 
 def project(*services: Service, profiles: str = "demo") -> Project:
@@ -100,3 +101,12 @@ def test_an_unreachable_engine_says_how_to_start_it(tmp_path: Path) -> None:
         PreflightError, match=r"cannot reach the Docker engine at unix:///nonexistent"
     ):
         preflight.check_docker(Settings(tmp_path, environ=env))
+
+
+def test_the_readme_states_the_memory_the_preflight_checks() -> None:
+    readme = (ROOT / "README.md").read_text()
+    whole = preflight.MIN_MEMORY_WITH_ELASTICSEARCH_MB / 1024
+    small = preflight.MIN_MEMORY_MB / 1024
+    assert f"{whole:g} GiB of available memory for the whole stack" in readme
+    assert f"({small:g} GiB without\nElasticsearch" in readme
+    assert f"{preflight.MIN_DISK_MB // 1024} GiB of free disk" in readme

@@ -1,5 +1,7 @@
 """Versions typed once: images released together share one version variable in
-docker-compose.yml."""
+docker-compose.yml, and what is pinned to the Grafana image (the Foundation SDK that builds the
+dashboards, the Grafana version named beside the key lists we read from Grafana's source) follows
+it."""
 
 from __future__ import annotations
 
@@ -8,14 +10,23 @@ import re
 import pytest
 
 from support.compose_vars import ComposeVariableError, defaults, resolve
+from support.pins import pinned_image
 from support.repo import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
+REQUIREMENTS = ROOT / "requirements-dev.txt"
 # Families released together, all at one version: registry path prefix → the variable that holds
 # it. Every image under the prefix must end in `:${VARIABLE:-version}`.
 FAMILIES = {"docker.elastic.co/": "ELASTIC_VERSION"}
 IMAGE = re.compile(r"^(?P<repository>[^:]+(?::\d+/[^:]+)?):(?P<tag>.+)$")
 VERSION_TAG = re.compile(r"^v?\d+(\.\d+)+")
+SDK_PIN = re.compile(r"^grafana-foundation-sdk==(?P<epoch>\d+)!(?P<version>\S+)$", re.MULTILINE)
+# Files that name the Grafana version something was read from (keys of its source, its API).
+GRAFANA_MENTIONS = [
+    ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yml",
+    ROOT / "tests" / "config" / "test_dashboards.py",
+]
+GRAFANA_MENTION = re.compile(r"\bGrafana (\d+\.\d+)(?:\.\d+)?\b")
 
 
 def vendor(repository: str) -> str:
@@ -109,3 +120,82 @@ def test_a_planted_version_default_mismatch_is_reported() -> None:
         "different defaults for one variable: ELASTIC_VERSION: ['8.18.1', '8.18.2']"
         in (problems[0])
     )
+
+
+# The Foundation SDK is built once per Grafana minor release (its versions are EPOCH!X.Y.0, the
+# epoch being the build time), against that minor's schemas; Grafana's patch releases keep them.
+# So the SDK's X.Y must be the image's X.Y, and its patch is always 0: an image bump within a
+# minor (11.6.0 → 11.6.3) needs no new SDK, a minor bump needs one.
+def grafana_problems(requirements: str, image: str, mentions: dict[str, str]) -> list[str]:
+    """The SDK pin, and every "Grafana X.Y" in `mentions` (file name → text), against `image`."""
+    tag = image.rsplit(":", 1)[1].removeprefix("v")
+    minor = ".".join(tag.split(".")[:2])
+    problems: list[str] = []
+    pins = list(SDK_PIN.finditer(requirements))
+    if len(pins) != 1:
+        problems.append(
+            f"requirements-dev.txt: {len(pins)} grafana-foundation-sdk==EPOCH!X.Y.0 pins"
+        )
+    for pin in pins:
+        if pin.group("version") != f"{minor}.0":
+            problems.append(
+                f"grafana-foundation-sdk targets Grafana {pin.group('version')}, the image is"
+                f" {image}: pin the SDK build for {minor}.0"
+            )
+    for name, text in sorted(mentions.items()):
+        for number, line in enumerate(text.splitlines(), start=1):
+            for said in GRAFANA_MENTION.findall(line):
+                if said != minor:
+                    problems.append(
+                        f"{name} line {number} says Grafana {said}, the image is {image}: read"
+                        " what it describes again in that version, then update the line"
+                    )
+    return problems
+
+
+def grafana_mentions() -> dict[str, str]:
+    return {str(path.relative_to(ROOT)): path.read_text() for path in GRAFANA_MENTIONS}
+
+
+def test_grafana_sdk_and_mentions_follow_the_image() -> None:
+    image = pinned_image("GRAFANA_IMAGE")
+    assert grafana_problems(REQUIREMENTS.read_text(), image, grafana_mentions()) == []
+
+
+@pytest.mark.parametrize(
+    ("image", "sdk", "problem"),
+    [
+        ("grafana/grafana:11.6.3", "1769699379!11.6.0", None),
+        (
+            "grafana/grafana:12.0.0",
+            "1769699379!11.6.0",
+            "grafana-foundation-sdk targets Grafana 11.6.0, the image is grafana/grafana:12.0.0:"
+            " pin the SDK build for 12.0.0",
+        ),
+        (
+            "grafana/grafana:11.6.0",
+            "1769699452!11.5.0",
+            "grafana-foundation-sdk targets Grafana 11.5.0, the image is grafana/grafana:11.6.0:"
+            " pin the SDK build for 11.6.0",
+        ),
+    ],
+    ids=["patch-bump", "image-minor-bump", "sdk-other-minor"],
+)
+def test_a_planted_grafana_sdk_mismatch_is_reported(
+    image: str, sdk: str, problem: str | None
+) -> None:
+    requirements = re.sub(
+        r"(?m)^grafana-foundation-sdk==.*$",
+        f"grafana-foundation-sdk=={sdk}",
+        REQUIREMENTS.read_text(),
+    )
+    problems = grafana_problems(requirements, image, {})
+    assert problems == ([] if problem is None else [problem])
+
+
+def test_a_planted_grafana_mention_mismatch_is_reported() -> None:
+    mentions = {"notes.yml": "# keys as Grafana 11.6 reads them\n# as Grafana 11.5.2 reads them\n"}
+    assert grafana_problems(REQUIREMENTS.read_text(), "grafana/grafana:11.6.0", mentions) == [
+        "notes.yml line 2 says Grafana 11.5, the image is grafana/grafana:11.6.0: read what it"
+        " describes again in that version, then update the line"
+    ]

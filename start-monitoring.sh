@@ -50,10 +50,12 @@ load_settings() {
 
 # help must work even with a broken .env: the settings it shows are then unknown.
 load_settings_for_help() {
-	load_settings 2>/dev/null || true
-	PROFILES="${PROFILES:-?}" PROFILES_ORIGIN="${PROFILES_ORIGIN:-a broken .env}"
-	BIND_ADDRESS="${BIND_ADDRESS:-?}" WAIT_TIMEOUT="${WAIT_TIMEOUT:-?}" DRILL_TIMEOUT="${DRILL_TIMEOUT:-?}"
-	TRACES_TO="${TRACES_TO:-?}"
+	local assignments
+	if assignments="$(stack settings 2>/dev/null)"; then
+		eval "${assignments}"
+	fi
+	: "${PROFILES:=?}" "${PROFILES_ORIGIN:=a broken .env}" "${BIND_ADDRESS:=?}" "${TRACES_TO:=?}"
+	: "${WAIT_TIMEOUT:=?}" "${DRILL_TIMEOUT:=?}"
 }
 
 # Every docker compose call that changes something goes through here: DRY_RUN=1 prints it.

@@ -14,10 +14,11 @@ import pytest
 from test_stack import compose_down, run_script, stack_env, unpullable
 
 from monitoring.inventory import load
+from support.pins import pinned_image
 from support.repo import ROOT, copy_repo
 from support.servers import free_port
 
-GRAFANA_IMAGE = "grafana/grafana:11.6.0"
+GRAFANA_IMAGE = pinned_image("GRAFANA_IMAGE")
 
 
 def _grafana_image(env: dict[str, str]) -> None:

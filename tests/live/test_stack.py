@@ -31,6 +31,7 @@ import requests
 import yaml
 from testcontainers.compose import DockerCompose
 
+from finance_demo.platform.app import ports
 from finance_demo.stack import ALERTING, ALERTING_FOLDER, DERIVED, GENERATED
 from support import panels, promql
 from support.pins import pinned_version
@@ -373,6 +374,9 @@ def test_latency_exemplars_carry_trace_ids_into_prometheus(stack: Stack) -> None
 # A gateway route that fans out to all five services (the account overview: the user, their
 # payments, their orders, the quotes of their symbols), for user 1 of the seeded history.
 FANOUT_PATH = "/v1/accounts/1/overview"
+# The platform runs with its default ports in the stack (compose's --base-port, checked by
+# tests/config/test_demo_ports.py).
+GATEWAY_PORT = ports()["api-gateway"]
 
 
 def gateway_get(stack: Stack, path: str, trace_id: str) -> int:
@@ -385,7 +389,7 @@ def gateway_get(stack: Stack, path: str, trace_id: str) -> int:
     )
     parent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
     result = stack.service_container("demo-platform").exec_run(
-        ["python3", "-c", program, f"http://127.0.0.1:8081{path}", parent]
+        ["python3", "-c", program, f"http://127.0.0.1:{GATEWAY_PORT}{path}", parent]
     )
     assert result.exit_code == 0, result.output.decode(errors="replace")
     return int(result.output.decode().strip())

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from finance_demo.platform.app import ports
 from finance_stack.compose import Project, read_project
 from finance_stack.envfile import Settings
 from finance_stack.targets import SCRAPE_JOB, write_targets
@@ -71,8 +72,7 @@ def test_demo_profile_writes_only_its_jobs_and_removes_stale_ones(tmp_path: Path
         "redis.json",
     ]
     assert lines == [
-        "platform demo-platform:8081 demo-platform:8082 demo-platform:8083 demo-platform:8084"
-        " demo-platform:8085",
+        "platform " + " ".join(f"demo-platform:{port}" for port in ports().values()),
         "postgres postgres-exporter:9187",
         "redis redis-exporter:9121",
     ]

@@ -1,21 +1,22 @@
-"""The image pins of docker-compose.yml (`${PROMETHEUS_IMAGE:-prom/prometheus:v3.5.0}`): typed
-once there, read here by the tests that check the tools and stand-ins run those versions."""
+"""The image pins of docker-compose.yml (`${PROMETHEUS_IMAGE:-prom/prometheus:v3.5.0}`, or nested:
+`${KIBANA_IMAGE:-docker.elastic.co/kibana/kibana:${ELASTIC_VERSION:-8.18.2}}`): typed once there,
+read here by the tests that check the tools and stand-ins run those versions."""
 
 from __future__ import annotations
 
-import re
-
+from support.compose_vars import defaults, resolve
 from support.repo import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
 def pinned_image(variable: str, compose_text: str | None = None) -> str:
-    """The default image of `variable` in the compose file; it must be given exactly once."""
+    """The default image of `variable` in the compose file, nested defaults applied; one default
+    per variable (compose_vars.defaults refuses two)."""
     text = COMPOSE_FILE.read_text() if compose_text is None else compose_text
-    found = set(re.findall(r"\$\{" + re.escape(variable) + r":-([^}]+)\}", text))
-    assert len(found) == 1, f"{variable}: defaults in docker-compose.yml: {sorted(found)}"
-    return found.pop()
+    found = defaults(text)
+    assert variable in found, f"{variable}: no ${{{variable}:-image:tag}} in docker-compose.yml"
+    return resolve(found[variable])
 
 
 def pinned_version(variable: str, compose_text: str | None = None) -> str:

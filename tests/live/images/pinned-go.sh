@@ -85,6 +85,8 @@ field() { # field SPEC N: the Nth |-separated field of SPEC
 }
 
 # The tag of an image variable's default in docker-compose.yml; it must be typed exactly once.
+# Only a flat default is read here: a nested one (`${KIBANA_IMAGE:-…:${ELASTIC_VERSION:-8.18.2}}`,
+# parsed in full by tests/support/compose_vars.py) is refused rather than misread.
 pinned_tag() {
     local variable="$1" found
     found="$(grep -oE "\\\$\\{${variable}:-[^}]+\\}" "${COMPOSE_FILE}" | sort -u)"
@@ -92,6 +94,8 @@ pinned_tag() {
     [[ "$(wc -l <<<"${found}")" -eq 1 ]] ||
         die "${COMPOSE_FILE} gives ${variable} different defaults: ${found//$'\n'/, }"
     found="${found#*:-}"
+    [[ "${found}" != *"\${"* ]] ||
+        die "${variable}'s default nests another variable (${found}}); pinned-go.sh reads only flat pins"
     found="${found%\}}"
     [[ "${found##*/}" == *:* ]] || die "${variable}'s default ${found} has no tag"
     printf '%s\n' "${found##*:}"

@@ -31,9 +31,16 @@ from finance_demo.platform.valuation import run_close
 
 logger = logging.getLogger(__name__)
 
-# The services of monitoring/inventory.yml, in port order: base_port + position.
+# The services of monitoring/inventory.yml, in port order: base_port + position. The port numbers
+# are typed only here; tests/config/test_demo_ports.py checks every copy outside Python (compose
+# labels, healthcheck, comments, docs) against ports().
 SERVICES = ("api-gateway", "payment", "trading", "market-data", "user-management")
 DEFAULT_BASE_PORT = 8081
+
+
+def ports(base_port: int = DEFAULT_BASE_PORT) -> dict[str, int]:
+    """Each service's port, in SERVICES order, when api-gateway listens on `base_port`."""
+    return {name: base_port + position for position, name in enumerate(SERVICES)}
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class PlatformSettings:
 
     def port(self, service: str) -> int:
         """The port of `service`."""
-        return self.base_port + SERVICES.index(service)
+        return ports(self.base_port)[service]
 
 
 class Platform:

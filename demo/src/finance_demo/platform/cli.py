@@ -46,7 +46,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     run.add_argument("--database-url", help="Postgres URL (default: DATABASE_URL)")
     run.add_argument("--redis-url", help="Redis URL (default: REDIS_URL)")
     send = commands.add_parser("load", help="send a steady synthetic load to the gateway")
-    send.add_argument("--target", default="http://127.0.0.1:8081", help="the gateway's URL")
+    gateway = f"http://127.0.0.1:{app.ports()['api-gateway']}"
+    send.add_argument("--target", default=gateway, help="the gateway's URL")
     send.add_argument("--rate", type=_rate, default=load.DEFAULT_RATE, help="requests/second")
     send.add_argument("--seed", type=seed_value, default=42, help="seed of the request mix")
     send.add_argument("--duration", type=float, help="stop after this many seconds")

@@ -227,7 +227,8 @@ def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 
 def test_start_shows_progress_and_prints_urls(stack: Stack) -> None:
-    assert f"[+] preflight (profiles: {PROFILES})" in stack.start_output
+    assert f"[+] preflight (profiles: {PROFILES}, from environment)" in stack.start_output
+    assert "[+] validating every config" in stack.start_output
     assert "[+] starting containers" in stack.start_output
     assert f"http://localhost:{stack.env['PROMETHEUS_PORT']}" in stack.start_output
     assert "Credentials:" in stack.start_output
@@ -338,6 +339,34 @@ def test_health_agrees_and_speaks_json(stack: Stack) -> None:
     text = stack.script("health")
     assert text.returncode == 0
     assert len(text.stdout.splitlines()) == len(report)
+
+
+def test_later_commands_act_on_the_profiles_start_ran(stack: Stack) -> None:
+    """A plain `health` (no COMPOSE_PROFILES) after `COMPOSE_PROFILES=demo,traces start` checks
+    the demo stack, not the default one (which would report Grafana and the rest missing)."""
+    env = {k: v for k, v in {**os.environ, **stack.env}.items() if k != "COMPOSE_PROFILES"}
+    result = subprocess.run(
+        [str(stack.root / "start-monitoring.sh"), "health", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    components = {entry["component"] for entry in json.loads(result.stdout)}
+    assert "jaeger" in components and "grafana" not in components
+    assert (stack.root / ".state" / "profiles").read_text() == f"{PROFILES}\n"
+
+
+def test_alert_links_open_on_the_host(stack: Stack) -> None:
+    """Prometheus and Alertmanager know their external URLs: an alert's link opens on the host,
+    not at a container id."""
+    alerts = get_json(stack.url("ALERTMANAGER_PORT", "/api/v2/alerts"))
+    assert isinstance(alerts, list) and alerts, alerts
+    watchdog = next(a for a in alerts if a["labels"]["alertname"] == "Watchdog")
+    prefix = f"http://localhost:{stack.env['PROMETHEUS_PORT']}/graph?"
+    assert watchdog["generatorURL"].startswith(prefix), watchdog["generatorURL"]
 
 
 def latency_exemplars(stack: Stack) -> list[dict[str, Any]]:
@@ -796,6 +825,8 @@ def test_drill_reaches_the_local_receiver_and_resolves(stack: Stack) -> None:
         if alert["labels"]["drill_id"] == summary["drill_id"]
     ]
     assert states == ["firing", "resolved"]
+    external = {entry["body"]["externalURL"] for entry in received}
+    assert external == {f"http://localhost:{stack.env['ALERTMANAGER_PORT']}"}
 
 
 def test_stop_removes_the_containers_and_keeps_the_volumes(stack: Stack) -> None:
@@ -859,12 +890,18 @@ def _failed_start(
     root: Path,
     prefix: str,
     busy_port: str | None = None,
+    edit: tuple[str, str, str] | None = None,
     **overrides: str,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """Run `start` on a copy of the repository where it must fail; check it changed nothing."""
+    """Run `start` on a copy of the repository where it must fail; check it changed nothing.
+    `edit` is (file, old, new): a config broken on purpose."""
     project = f"{prefix}-{uuid.uuid4().hex[:6]}"
     env = {**stack_env(standin_env, project), **overrides}
     copy_repo(root)
+    if edit is not None:
+        path = root / edit[0]
+        assert edit[1] in path.read_text(), edit
+        path.write_text(path.read_text().replace(edit[1], edit[2], 1))
     with socket.socket() as busy:
         if busy_port is not None:
             busy.bind(("127.0.0.1", int(env[busy_port])))
@@ -893,6 +930,64 @@ def test_start_with_an_unpullable_image_names_it_and_the_fix(
     )
     assert "cannot pull registry.invalid/node-exporter:v0 for node-exporter" in result.stderr
     assert "set NODE_EXPORTER_IMAGE in .env" in result.stderr
+
+
+def test_start_refuses_a_broken_config_before_anything_starts(
+    standin_env: dict[str, str], tmp_path: Path
+) -> None:
+    result, _ = _failed_start(
+        standin_env,
+        tmp_path,
+        "aif-broken",
+        edit=("prometheus/prometheus.yml", "  scrape_interval: 15s", "  scrape_intervall: 15s"),
+    )
+    assert "[x] prometheus (promtool): prometheus/prometheus.yml: promtool:" in result.stderr
+    assert "a config is invalid (above): fix it" in result.stderr
+    assert "nothing was started" in result.stderr
+
+
+def test_validate_runs_the_pinned_tools_from_their_images_without_them_on_path(
+    stack: Stack,
+) -> None:
+    """A user has no promtool or amtool: validate runs them from the engine's pinned images."""
+    path = os.pathsep.join(
+        folder
+        for folder in os.environ["PATH"].split(os.pathsep)
+        if not (Path(folder) / "promtool").exists() and not (Path(folder) / "amtool").exists()
+    )
+    result = run_script(stack.root, {**stack.env, "PATH": path}, "validate")
+    assert result.returncode == 0, result.stderr
+    assert "[+] prometheus (promtool): ok" in result.stderr
+    assert "[+] alertmanager (amtool): ok" in result.stderr
+    broken = copy_repo(stack.root.parent / "broken-validate")
+    rules = broken / "prometheus" / "rules" / "broken.yml"
+    rules.write_text(
+        "groups:\n  - name: x\n    rules:\n      - alert: B\n        expr: rate(x[5m]\n"
+    )
+    failed = run_script(broken, {**stack.env, "PATH": path}, "validate")
+    assert failed.returncode == 1
+    assert "[x] prometheus (promtool): prometheus/prometheus.yml: promtool:" in failed.stderr
+    assert "broken.yml" in failed.stderr
+
+
+@pytest.mark.timeout(900)
+def test_a_crash_looping_service_fails_start_at_once_with_its_log(
+    standin_env: dict[str, str], tmp_path: Path
+) -> None:
+    """DEMO_LOAD_RATE=fast makes demo-load exit on start, again and again: start stops waiting
+    at the second crash and shows why, instead of waiting out WAIT_TIMEOUT."""
+    root = copy_repo(tmp_path / "repo")
+    project = f"aif-loop-{uuid.uuid4().hex[:6]}"
+    env = {**stack_env(standin_env, project), "COMPOSE_PROFILES": "demo", "DEMO_LOAD_RATE": "fast"}
+    env["WAIT_TIMEOUT"] = "3000"
+    try:
+        result = run_script(root, env, "start", timeout=900)
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "[x] demo-load: keeps restarting (" in result.stderr
+        assert "not healthy after 3000s" not in result.stderr
+        assert "fast" in result.stderr.split("[x] demo-load: keeps restarting", 1)[1]
+    finally:
+        compose_down(root, env)
 
 
 def test_teardown_leaves_nothing_behind(standin_env: dict[str, str], stack: Stack) -> None:

@@ -67,7 +67,9 @@ def load_yaml(root: Path, path: Path, problems: list[Problem]) -> Any:
     return None
 
 
-def _run(root: Path, argv: list[str], file: Path) -> list[Problem]:
+def _run(root: Path, argv: list[str], file: Path, tool: str | None = None) -> list[Problem]:
+    """Run a checking tool; its complaint, named after the tool, is the file's problem."""
+    tool = tool or Path(argv[0]).name
     try:
         result = subprocess.run(
             argv,
@@ -78,12 +80,12 @@ def _run(root: Path, argv: list[str], file: Path) -> list[Problem]:
             cwd=root,
         )
     except (OSError, subprocess.TimeoutExpired) as err:
-        return [Problem(_rel(root, file), None, f"{argv[0]} failed to run: {err}")]
+        return [Problem(_rel(root, file), None, f"{tool} failed to run: {err}")]
     if result.returncode == 0:
         return []
     output = (result.stderr + result.stdout).strip().splitlines()
     detail = "; ".join(line.strip() for line in output if line.strip() and "SUCCESS" not in line)
-    return [Problem(_rel(root, file), None, f"{Path(argv[0]).name}: {detail}")]
+    return [Problem(_rel(root, file), None, f"{tool}: {detail}")]
 
 
 def check_compose(root: Path) -> list[Problem]:
@@ -160,7 +162,7 @@ def check_prometheus(root: Path) -> list[Problem]:
     )
     if argv is None:
         return [_no_tool(root, config, "promtool", "prometheus")]
-    return _run(root, argv, config)
+    return _run(root, argv, config, "promtool")
 
 
 def check_alertmanager(root: Path) -> list[Problem]:
@@ -175,7 +177,7 @@ def check_alertmanager(root: Path) -> list[Problem]:
     )
     if argv is None:
         return [_no_tool(root, config, "amtool", "alertmanager")]
-    return _run(root, argv, config)
+    return _run(root, argv, config, "amtool")
 
 
 def check_env(root: Path) -> list[Problem]:

@@ -38,9 +38,8 @@ stack_profiles() {
 	stack "${step}" --profiles "${PROFILES}" "$@"
 }
 
-# PROFILES (and where they came from), BIND_ADDRESS, WAIT_TIMEOUT, DRILL_TIMEOUT and, when Jaeger
-# runs and the user has not chosen, OTLP_ENDPOINT: resolved once, from the environment, the last
-# start (.state/profiles), .env and the defaults.
+# PROFILES (and where they came from), BIND_ADDRESS, WAIT_TIMEOUT, DRILL_TIMEOUT, TRACES_TO:
+# resolved once, from the environment, the last start (.state/profiles), .env and the defaults.
 load_settings() {
 	command -v python3 >/dev/null 2>&1 || die 1 "python3 not found: install Python 3.11 or newer and re-run"
 	local assignments
@@ -118,7 +117,7 @@ Environment (also read from .env; every variable is described in .env.example):
                     profiles for every later command until stop; setting it overrides that.
   BIND_ADDRESS      host address for published ports (now: ${BIND_ADDRESS})
   OTLP_ENDPOINT     where the demo platform and exporters send traces (now: ${TRACES_TO});
-                    unset: Jaeger (http://jaeger:4318) when profile traces or full runs
+                    unset: Jaeger's OTLP/HTTP endpoint when profile traces or full runs
   WAIT_TIMEOUT      seconds to wait for health on start (now: ${WAIT_TIMEOUT})
   DRILL_TIMEOUT     seconds each drill step may wait (now: ${DRILL_TIMEOUT})
   DRY_RUN=1         print the commands that would change something instead of running them
@@ -223,10 +222,11 @@ cmd_start() {
 		die 2 "start takes no arguments"
 	}
 	take_lock
-	local dry
+	local dry exports
 	dry="$(dry_flag)"
 	info "preflight (profiles: ${PROFILES}, from ${PROFILES_ORIGIN})"
-	stack_profiles preflight ${dry:+"${dry}"} || exit 1
+	exports="$(stack_profiles preflight ${dry:+"${dry}"})" || exit 1
+	eval "${exports}"
 	stack_profiles pull ${dry:+"${dry}"} || exit 1
 	info "validating every config"
 	stack validate || die 1 "a config is invalid (above): fix it, then ./start-monitoring.sh start again; nothing was started"

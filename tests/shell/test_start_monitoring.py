@@ -131,64 +131,8 @@ def test_dry_run_shows_the_compose_command() -> None:
     ]
 
 
-# A docker that answers the engine checks and prints the OTLP_ENDPOINT Compose would get.
-FAKE_DOCKER = """#!/bin/sh
-case " $* " in
-*" logs "*) printf 'OTLP_ENDPOINT=%s\\n' "${OTLP_ENDPOINT-<unset>}" ;;
-esac
-"""
 # Variables of the caller's environment that would change what the script decides.
 STEERING = ("COMPOSE_PROFILES", "OTLP_ENDPOINT", "DATABASE_URL", "REDIS_URL", "DRY_RUN")
-
-
-def run_copy(tmp_path: Path, command: str, environ: dict[str, str], dotenv: str | None) -> str:
-    """stdout of `command` run by a copy of the script beside `dotenv` as .env, with the fake
-    docker first on PATH."""
-    root, bin_dir = tmp_path / "repo", tmp_path / "bin"
-    if not root.exists():
-        root.mkdir()
-        bin_dir.mkdir()
-        shutil.copy2(SCRIPT, root)
-        shutil.copytree(ROOT / "stack", root / "stack")
-        (bin_dir / "docker").write_text(FAKE_DOCKER)
-        (bin_dir / "docker").chmod(0o755)
-        if dotenv is not None:
-            (root / ".env").write_text(dotenv)
-    env = {k: v for k, v in os.environ.items() if k not in STEERING}
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
-    result = subprocess.run(
-        [str(root / SCRIPT.name), command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**env, **environ},
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@pytest.mark.parametrize(
-    ("environ", "dotenv", "expected"),
-    [
-        ({}, None, "http://jaeger:4318"),
-        ({"COMPOSE_PROFILES": "traces"}, None, "http://jaeger:4318"),
-        ({}, "COMPOSE_PROFILES=demo,full\n", "http://jaeger:4318"),
-        ({"COMPOSE_PROFILES": "demo"}, None, "<unset>"),
-        ({"COMPOSE_PROFILES": "demo,logs"}, None, "<unset>"),
-        ({"OTLP_ENDPOINT": "http://collector:4318"}, None, "http://collector:4318"),
-        ({"OTLP_ENDPOINT": ""}, None, ""),
-        # Set in .env, even empty: left to Compose, which reads it there.
-        ({}, "OTLP_ENDPOINT=\n", "<unset>"),
-    ],
-)
-def test_traces_go_to_jaeger_when_it_runs_unless_otlp_endpoint_is_set(
-    tmp_path: Path, environ: dict[str, str], dotenv: str | None, expected: str
-) -> None:
-    logs = run_copy(tmp_path, "logs", environ, dotenv)
-    assert logs.splitlines() == [f"OTLP_ENDPOINT={expected}"]
-    shown = "none" if expected in {"", "<unset>"} else expected
-    assert f"send traces (now: {shown})" in run_copy(tmp_path, "help", environ, dotenv)
 
 
 def engine_env(**extra: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from finance_stack import preflight
-from finance_stack.compose import Port, Project, Service
+from finance_stack.compose import Port, Project, Service, read_project
 from finance_stack.envfile import Settings
 from finance_stack.preflight import Machine, PreflightError
 from support.repo import ROOT
@@ -110,3 +110,22 @@ def test_the_readme_states_the_memory_the_preflight_checks() -> None:
     assert f"{whole:g} GiB of available memory for the whole stack" in readme
     assert f"({small:g} GiB without\nElasticsearch" in readme
     assert f"{preflight.MIN_DISK_MB // 1024} GiB of free disk" in readme
+
+
+@pytest.mark.parametrize(
+    ("profiles", "environ", "expected"),
+    [
+        ("demo,traces", {}, "http://jaeger:4318"),
+        ("demo", {}, None),
+        ("demo,traces", {"OTLP_ENDPOINT": "http://collector:4318"}, None),
+        ("demo,traces", {"OTLP_ENDPOINT": ""}, None),
+    ],
+)
+def test_services_send_traces_to_jaeger_when_it_runs_unless_the_user_chose(
+    profiles: str, environ: dict[str, str], expected: str | None
+) -> None:
+    """The endpoint comes from Jaeger's ai-finance.otlp label in the real compose file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "OTLP_"))}
+    settings = Settings(ROOT, environ={**env, **environ})
+    rendered = read_project(ROOT, profiles, settings)
+    assert preflight.otlp_endpoint(rendered, settings) == expected

@@ -56,21 +56,23 @@ def test_stop_forgets_the_remembered_profiles(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "dotenv", "exported", "traces_to"),
+    ("environ", "dotenv", "chosen", "traces_to"),
     [
-        ({}, "", "http://jaeger:4318", "http://jaeger:4318"),
-        ({"COMPOSE_PROFILES": "demo"}, "", None, "none"),
-        ({"OTLP_ENDPOINT": "http://collector:4318"}, "", None, "http://collector:4318"),
+        ({}, "", False, "Jaeger's OTLP/HTTP endpoint"),
+        ({"COMPOSE_PROFILES": "traces"}, "", False, "Jaeger's OTLP/HTTP endpoint"),
+        ({"COMPOSE_PROFILES": "demo"}, "", False, "none"),
+        ({"OTLP_ENDPOINT": "http://collector:4318"}, "", True, "http://collector:4318"),
+        ({"OTLP_ENDPOINT": ""}, "", True, "none"),
         # Set in .env, even empty: left to Compose, which reads it there.
-        ({}, "OTLP_ENDPOINT=\n", None, "none"),
+        ({}, "OTLP_ENDPOINT=\n", True, "none"),
     ],
 )
 def test_traces_go_to_jaeger_when_it_runs_unless_otlp_endpoint_is_set(
-    tmp_path: Path, environ: dict[str, str], dotenv: str, exported: str | None, traces_to: str
+    tmp_path: Path, environ: dict[str, str], dotenv: str, chosen: bool, traces_to: str
 ) -> None:
     (tmp_path / ".env").write_text(dotenv)
     resolved = resolve(Settings(tmp_path, environ=environ))
-    assert (resolved.otlp_endpoint, resolved.traces_to) == (exported, traces_to)
+    assert (resolved.otlp_chosen, resolved.traces_to) == (chosen, traces_to)
 
 
 def test_the_shell_assignments_survive_eval(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ every config broken on purpose."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -63,7 +64,7 @@ BREAKAGES = {
             "    mem_limit: ${PROMETHEUS_MEMORY:-1g}\n",
             "    mem_limit: ${PROMETHEUS_MEMORY:-1g}\n    colour: blue\n",
         ),
-        "docker-compose.yml: docker: ",
+        "docker-compose.yml: docker compose config failed: ",
     ),
     "compose-bad-yaml": (
         "docker-compose.yml",
@@ -137,3 +138,19 @@ def test_broken_config_fails_naming_file_and_problem(case: str, tmp_path: Path) 
     failures = [line for line in result.stderr.splitlines() if line.startswith("[x]")]
     assert len(failures) == 1, result.stderr
     assert expected in failures[0], failures[0]
+
+
+def test_without_the_compose_plugin_validate_says_install_compose_v2(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "empty"), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(root / "start-monitoring.sh"), "validate"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "[x] compose: docker-compose.yml: Docker Compose v2 not found: install" in result.stderr
+    assert "unknown flag" not in result.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -47,7 +48,8 @@ def project_for(root: Path, profiles: str, settings: Settings) -> Project:
 
 
 def cmd_preflight(argv: list[str]) -> int:
-    """Every check of start; nothing changes when one fails."""
+    """Every check of start; nothing changes when one fails. Prints, for bash's eval, the
+    OTLP_ENDPOINT the services get when Jaeger runs and the user has not chosen one."""
     args = _parser("preflight", "--dry-run").parse_args(argv)
     try:
         settings = Settings(args.root)
@@ -60,6 +62,10 @@ def cmd_preflight(argv: list[str]) -> int:
         return 1
     for note in notes:
         info(note)
+    endpoint = preflight.otlp_endpoint(project, settings)
+    if endpoint:
+        print(f"export OTLP_ENDPOINT={shlex.quote(endpoint)}")
+        info(f"traces: OTLP_ENDPOINT={endpoint} (Jaeger runs; set OTLP_ENDPOINT to choose)")
     info(f"preflight: {len(project.services)} services, ports free, memory and disk enough")
     return 0
 

@@ -147,6 +147,20 @@ def listening(host: str, port: int) -> bool:
         return False
 
 
+OTLP_LABEL = "ai-finance.otlp"
+
+
+def otlp_endpoint(project: Project, settings: Settings) -> str | None:
+    """Jaeger's OTLP endpoint when it runs and the user has not chosen OTLP_ENDPOINT."""
+    if settings.get("OTLP_ENDPOINT").is_set:
+        return None
+    for service in project.services.values():
+        scheme, _, port = service.labels.get(OTLP_LABEL, "").partition(" ")
+        if scheme and port:
+            return f"{scheme}://{service.name}:{port}"
+    return None
+
+
 def run(
     root: Path,
     settings: Settings,

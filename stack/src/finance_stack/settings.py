@@ -1,8 +1,8 @@
 """The settings every command of start-monitoring.sh shares, resolved once and printed for bash.
 
 `python3 -m finance_stack settings` prints shell assignments (shlex-quoted) for `eval`:
-COMPOSE_PROFILES and where it came from, BIND_ADDRESS, OTLP_ENDPOINT (and TRACES_TO, where
-traces go), WAIT_TIMEOUT and DRILL_TIMEOUT. A bad value exits 1 naming the variable and the
+COMPOSE_PROFILES and where it came from, BIND_ADDRESS, TRACES_TO (where traces go, for the
+help text), WAIT_TIMEOUT and DRILL_TIMEOUT. A bad value exits 1 naming the variable and the
 line of `.env` it came from.
 """
 
@@ -17,8 +17,6 @@ from pathlib import Path
 from finance_stack import state
 from finance_stack.envfile import EnvFileError, Settings
 
-JAEGER_OTLP = "http://jaeger:4318"
-
 
 @dataclass(frozen=True)
 class Resolved:
@@ -27,8 +25,8 @@ class Resolved:
     profiles: str
     profiles_origin: str
     bind_address: str
-    otlp_endpoint: str | None  # None: leave it to Compose (.env or its default)
-    traces_to: str  # where traces go, for a person: the endpoint, or "none"
+    otlp_chosen: bool  # OTLP_ENDPOINT set by the user (even empty): start leaves it to Compose
+    traces_to: str  # where traces go, for a person
     wait_timeout: int
     drill_timeout: int
 
@@ -60,14 +58,20 @@ def resolve(settings: Settings) -> Resolved:
     """Every shared setting, checked."""
     profiles, origin = profiles_of(settings)
     otlp = settings.get("OTLP_ENDPOINT")
-    # Traces go to Jaeger whenever it runs, unless OTLP_ENDPOINT is set (empty keeps them local).
-    endpoint = JAEGER_OTLP if not otlp.is_set and enabled(profiles, "full", "traces") else None
+    # Traces go to Jaeger whenever it runs (preflight exports its OTLP endpoint), unless
+    # OTLP_ENDPOINT is set (empty keeps them in the process).
+    if otlp.is_set:
+        traces_to = otlp.value or "none"
+    elif enabled(profiles, "full", "traces"):
+        traces_to = "Jaeger's OTLP/HTTP endpoint"
+    else:
+        traces_to = "none"
     return Resolved(
-        traces_to=(endpoint or otlp.value) or "none",
+        otlp_chosen=otlp.is_set,
+        traces_to=traces_to,
         profiles=profiles,
         profiles_origin=origin,
         bind_address=settings.value("BIND_ADDRESS", "127.0.0.1"),
-        otlp_endpoint=endpoint,
         wait_timeout=settings.integer("WAIT_TIMEOUT", 600, minimum=1),
         drill_timeout=settings.integer("DRILL_TIMEOUT", 30, minimum=1),
     )
@@ -84,8 +88,6 @@ def shell(resolved: Resolved) -> str:
         "TRACES_TO": resolved.traces_to,
     }
     lines = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
-    if resolved.otlp_endpoint is not None:
-        lines.append(f"export OTLP_ENDPOINT={shlex.quote(resolved.otlp_endpoint)}")
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finance_stack import compose
+from finance_stack import compose, state
+from finance_stack.compose import Project
 from finance_stack.envfile import EnvFileError, Settings
 
 try:
@@ -97,13 +98,33 @@ def check_compose(root: Path) -> list[Problem]:
         return problems
     if check_env(root):
         return []  # Compose would only repeat what check_env says, less clearly
-    return _run(root, compose.argv(root, "config", "--quiet", all_profiles=True), compose_file)
+    try:
+        compose.run(root, ["config", "--quiet"], dict(os.environ), all_profiles=True)
+    except compose.ComposeError as err:
+        return [Problem(_rel(root, compose_file), None, str(err))]
+    return []
 
 
 def _pinned_image(root: Path, service: str) -> str | None:
     """The image a service runs, when the engine has it (validate never pulls)."""
     if shutil.which("docker") is None:
         return None
+    kept = state.read(root, state.PROJECT_FILE)
+    image = None
+    if kept:
+        known = Project.from_json(kept).services.get(service)
+        image = known.image if known else None
+    if image is None:
+        image = _rendered_image(root, service)
+    if image is None:
+        return None
+    present = subprocess.run(
+        ["docker", "image", "inspect", image], capture_output=True, timeout=60, check=False
+    )
+    return image if present.returncode == 0 else None
+
+
+def _rendered_image(root: Path, service: str) -> str | None:
     try:
         result = subprocess.run(
             [*compose.argv(root, "config", "--format", "json", all_profiles=True)],
@@ -112,13 +133,9 @@ def _pinned_image(root: Path, service: str) -> str | None:
             timeout=TOOL_TIMEOUT_SECONDS,
             check=False,
         )
-        image = str(json.loads(result.stdout)["services"][service]["image"])
+        return str(json.loads(result.stdout)["services"][service]["image"])
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
         return None
-    present = subprocess.run(
-        ["docker", "image", "inspect", image], capture_output=True, timeout=60, check=False
-    )
-    return image if present.returncode == 0 else None
 
 
 def _tool(root: Path, tool: str, service: str, folder: str, args: list[str]) -> list[str] | None:

@@ -583,7 +583,8 @@ def test_health_fails_when_a_datastore_is_down(stack: Stack) -> None:
         assert report["demo-redis"] == {
             "component": "demo-redis",
             "healthy": False,
-            "detail": "container exited",
+            "detail": "container exited (code 0): ./start-monitoring.sh logs demo-redis,"
+            " then ./start-monitoring.sh start brings it back",
         }
         assert "datastore down: redis" in report["portfolio-exporter"]["detail"]
     finally:

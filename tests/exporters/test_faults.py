@@ -249,6 +249,30 @@ def test_redis_stopped_keeps_postgres_metrics_and_recovers(
     }
 
 
+def test_redis_restarted_between_refreshes_is_read_on_a_new_connection_without_error(
+    both_running: Stack, start_exporter: StartExporter, write_config: Callable[[str], Path]
+) -> None:
+    stack = both_running
+    exporter = start_exporter(
+        "portfolio", stack.pg_url, stack.redis_url, config_file=write_config(FAST_REFRESH)
+    )
+    assert up(timed_scrape(exporter)[0]) == {"postgres": 1.0, "redis": 1.0}
+    # No scrape while it is down: the exporter's connection is stale, not known to be broken.
+    stack.redis.stop()
+    stack.redis.start()
+    create_redis_exporter_user(redis.Redis.from_url(stack.redis.url()), stack.redis_password)
+    samples, _ = timed_scrape(exporter)
+    assert up(samples) == {"postgres": 1.0, "redis": 1.0}
+    failures = {
+        key: value
+        for key, value in by_label(
+            samples, "finance_exporter_query_errors_total", "query", "reason"
+        ).items()
+        if value
+    }
+    assert failures == {}
+
+
 def test_frozen_redis_is_bounded_by_the_scrape_deadline_then_recovers(
     both_running: Stack,
     start_exporter: StartExporter,

@@ -7,6 +7,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -58,20 +59,33 @@ def exporter_password(postgres_server: PostgresServer) -> str:
     return password
 
 
-@pytest.fixture
-def database(postgres_server: PostgresServer, exporter_password: str) -> Iterator[Database]:
-    """A fresh database cloned from the migrated template, dropped after the test."""
+@contextmanager
+def _fresh_database(server: PostgresServer, exporter_password: str) -> Iterator[Database]:
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+    with psycopg.connect(server.url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
     yield Database(
         name=name,
-        admin_url=postgres_server.url(dbname=name),
-        exporter_url=postgres_server.url(POSTGRES_EXPORTER_ROLE, exporter_password, name),
+        admin_url=server.url(dbname=name),
+        exporter_url=server.url(POSTGRES_EXPORTER_ROLE, exporter_password, name),
     )
-    if postgres_server.pid is not None:
-        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+    if server.pid is not None:
+        with psycopg.connect(server.url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database(postgres_server: PostgresServer, exporter_password: str) -> Iterator[Database]:
+    """A fresh database cloned from the migrated template, dropped after the test."""
+    with _fresh_database(postgres_server, exporter_password) as fresh:
+        yield fresh
+
+
+@pytest.fixture(scope="module")
+def module_database(postgres_server: PostgresServer, exporter_password: str) -> Iterator[Database]:
+    """A fresh database shared by the tests of one module (for data they only read)."""
+    with _fresh_database(postgres_server, exporter_password) as fresh:
+        yield fresh
 
 
 @pytest.fixture
@@ -91,18 +105,34 @@ def redis_server() -> Iterator[RedisServer]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def redis_db(redis_server: RedisServer) -> Iterator[RedisDb]:
-    """The Redis server emptied for this test, with the exporter's read-only ACL user."""
+@contextmanager
+def _emptied_redis(server: RedisServer) -> Iterator[RedisDb]:
     password = secrets.token_urlsafe(16)
-    client = redis.Redis.from_url(redis_server.url())
+    client = redis.Redis.from_url(server.url())
     client.flushall()
     create_redis_exporter_user(client, password)
     yield RedisDb(
-        admin_url=redis_server.url(),
-        exporter_url=redis_server.url(REDIS_EXPORTER_USER, password),
+        admin_url=server.url(),
+        exporter_url=server.url(REDIS_EXPORTER_USER, password),
     )
     client.close()
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisServer) -> Iterator[RedisDb]:
+    """The Redis server emptied for this test, with the exporter's read-only ACL user."""
+    with _emptied_redis(redis_server) as emptied:
+        yield emptied
+
+
+@pytest.fixture(scope="module")
+def module_redis_db(redis_server: RedisServer) -> Iterator[RedisDb]:
+    """The Redis server emptied once for one module's tests (for data they only read).
+
+    Only for modules none of whose tests ask for `redis_db`, which would empty it again.
+    """
+    with _emptied_redis(redis_server) as emptied:
+        yield emptied
 
 
 @pytest.fixture

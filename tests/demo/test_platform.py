@@ -58,8 +58,6 @@ from support.exposition import by_label, parse, scrape
 from support.platform import PlatformProcess, free_port_range, request, start_platform
 from support.servers import PostgresServer, RedisServer, free_port
 
-pytestmark = pytest.mark.live
-
 TEMPLATE_DB = "reference_template"
 REQUIRED_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0}
 # The services' route labels: the gateway's routes, and the reads its account overview makes.

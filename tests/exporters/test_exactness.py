@@ -1,8 +1,10 @@
-"""Incremental totals stay exact under concurrent, out-of-order commits and across restarts."""
+"""Incremental totals stay exact under concurrent, out-of-order commits and across restarts.
+
+Resuming from the checkpoint itself is tested in test_checkpoint.py.
+"""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -214,46 +216,3 @@ def test_concurrent_out_of_order_writers_and_restart_equal_full_recount(
         checkpoint_dir=checkpoints,
     )
     assert exposed(scrape(restarted)) == recount(database.admin_url)
-
-
-def test_restart_resumes_from_checkpoint_instead_of_rescanning(
-    database: Database,
-    redis_db: RedisDb,
-    start_exporter: StartExporter,
-    write_config: Callable[[str], Path],
-    tmp_path: Path,
-) -> None:
-    config = write_config(FAST_REFRESH)
-    checkpoints = tmp_path / "checkpoints"
-    with psycopg.connect(database.admin_url, autocommit=True) as conn:
-        _payment(conn, _user(conn, "pro"), "succeeded", "10.00")
-    first = start_exporter(
-        "revenue",
-        database.exporter_url,
-        redis_db.exporter_url,
-        config_file=config,
-        checkpoint_dir=checkpoints,
-    )
-    assert by_label(scrape(first), "finance_payments_gross_amount_total", "currency") == {
-        ("EUR",): 10.0
-    }
-    first.server.shutdown()
-    first.close()
-    # Mark the saved total: a restart that resumes serves the mark, a rescan would erase it.
-    path = checkpoints / "revenue.json"
-    document = json.loads(path.read_text())
-    (row,) = document["queries"]["payments_gross"]["totals"]
-    row["values"] = ["1010.00"]
-    path.write_text(json.dumps(document))
-    with psycopg.connect(database.admin_url, autocommit=True) as conn:
-        _payment(conn, _user(conn, "pro"), "succeeded", "5.00")
-    second = start_exporter(
-        "revenue",
-        database.exporter_url,
-        redis_db.exporter_url,
-        config_file=config,
-        checkpoint_dir=checkpoints,
-    )
-    assert by_label(scrape(second), "finance_payments_gross_amount_total", "currency") == {
-        ("EUR",): 1015.0
-    }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from finance_demo.access import (
 from finance_demo.migrate import migrate
 from finance_exporter.cli import Exporter
 from support.datastores import Database, RedisDb, StartExporter, tempdir
-from support.exposition import Samples, by_label, scrape
+from support.exposition import Samples, by_label, fetch, metrics_url, parse, scrape
 from support.servers import PostgresServer, RedisServer
 
 FAST_REFRESH = "min_interval_seconds: 0.001\n"
@@ -244,6 +247,106 @@ def test_redis_stopped_keeps_postgres_metrics_and_recovers(
         ("normal",): 0.0,
         ("low",): 1.0,
     }
+
+
+def test_redis_restarted_between_refreshes_is_read_on_a_new_connection_without_error(
+    both_running: Stack, start_exporter: StartExporter, write_config: Callable[[str], Path]
+) -> None:
+    stack = both_running
+    exporter = start_exporter(
+        "portfolio", stack.pg_url, stack.redis_url, config_file=write_config(FAST_REFRESH)
+    )
+    assert up(timed_scrape(exporter)[0]) == {"postgres": 1.0, "redis": 1.0}
+    # No scrape while it is down: the exporter's connection is stale, not known to be broken.
+    stack.redis.stop()
+    stack.redis.start()
+    create_redis_exporter_user(redis.Redis.from_url(stack.redis.url()), stack.redis_password)
+    samples, _ = timed_scrape(exporter)
+    assert up(samples) == {"postgres": 1.0, "redis": 1.0}
+    failures = {
+        key: value
+        for key, value in by_label(
+            samples, "finance_exporter_query_errors_total", "query", "reason"
+        ).items()
+        if value
+    }
+    assert failures == {}
+
+
+def test_frozen_redis_is_bounded_by_the_scrape_deadline_then_recovers(
+    both_running: Stack,
+    start_exporter: StartExporter,
+    write_config: Callable[[str], Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stack = both_running
+    admin = redis.Redis.from_url(stack.redis.url())
+    admin.delete("orders:queue:high", "orders:queue:normal", "orders:queue:low")
+    admin.rpush("orders:queue:high", "1", "2")
+    # The Redis socket timeout (5 s) is longer than the scrape deadline (1.5 s - 0.5 s offset):
+    # only the deadline can end the read of a server that never answers.
+    exporter = start_exporter(
+        "portfolio",
+        stack.pg_url,
+        stack.redis_url,
+        config_file=write_config(FAST_REFRESH + "redis_timeout_seconds: 5\n"),
+    )
+    assert up(timed_scrape(exporter)[0]) == {"postgres": 1.0, "redis": 1.0}
+    assert stack.redis.process is not None
+    pid = stack.redis.process.pid
+    caplog.set_level(logging.INFO, logger="finance_exporter.loader")
+    os.kill(pid, signal.SIGSTOP)  # accepts connections (the kernel does), never answers
+    try:
+        started = time.monotonic()
+        status, body = fetch(
+            metrics_url(exporter),
+            timeout_seconds=5.0,
+            headers={"X-Prometheus-Scrape-Timeout-Seconds": "1.5"},
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert status == 200
+    assert elapsed < 2.5  # the deadline plus a margin, far below the 5 s socket timeout
+    frozen = parse(body)
+    assert up(frozen) == {"postgres": 1.0, "redis": 0.0}
+    assert by_label(frozen, "finance_exporter_query_success", "query") == {
+        ("aum",): 1.0,
+        ("daily_return",): 1.0,
+        ("var95",): 1.0,
+        ("trading_volume",): 1.0,
+        ("orders",): 1.0,
+        ("open_positions",): 1.0,
+        ("order_queue",): 0.0,
+        ("market_data_age",): 0.0,
+    }
+    failures = {
+        key: value
+        for key, value in by_label(
+            frozen, "finance_exporter_query_errors_total", "query", "reason"
+        ).items()
+        if value
+    }
+    # The first Redis query spends the budget up to the deadline; the next one is not started.
+    assert failures == {("order_queue", "timeout"): 1.0, ("market_data_age", "deadline"): 1.0}
+    # The last good queue depth is still served (younger than max_age).
+    assert by_label(frozen, "finance_order_queue_depth", "priority") == {
+        ("high",): 2.0,
+        ("normal",): 0.0,
+        ("low",): 0.0,
+    }
+    events = [
+        (r.getMessage(), getattr(r, "query", None), getattr(r, "reason", None))
+        for r in caplog.records
+        if r.name == "finance_exporter.loader"
+    ]
+    assert events == [
+        ("query failing", "order_queue", "timeout"),
+        ("query failing", "market_data_age", "deadline"),
+    ]
+    recovered, _ = timed_scrape(exporter)
+    assert up(recovered) == {"postgres": 1.0, "redis": 1.0}
+    assert set(by_label(recovered, "finance_exporter_query_success", "query").values()) == {1.0}
 
 
 def test_redis_wrong_types_and_garbage_are_skipped_and_counted(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -18,9 +18,12 @@ import pytest
 import redis
 
 from finance_demo.seed import SeedPlan, seed_postgres, seed_redis
+from finance_exporter.cli import build
+from finance_exporter.config import Options, load_settings
 from finance_exporter.domains import DOMAINS
+from finance_exporter.snapshot import SystemClock
 from finance_exporter.spec import MetricSpec
-from support.datastores import ANCHOR, Database, RedisDb, StartExporter
+from support.datastores import ANCHOR, Database, RedisDb
 from support.exposition import by_label, fetch, metrics_url, parse
 
 PAYMENTS = 20_000
@@ -33,26 +36,47 @@ class Seeded:
     redis: RedisDb
 
 
-@pytest.fixture
-def seeded(database: Database, redis_db: RedisDb) -> Seeded:
+# Seeded once per module: every test here only reads the data and the first bodies.
+@pytest.fixture(scope="module")
+def seeded(module_database: Database, module_redis_db: RedisDb) -> Seeded:
     plan = SeedPlan(payments=PAYMENTS, seed=7, anchor=ANCHOR)
-    with psycopg.connect(database.admin_url) as conn:
+    with psycopg.connect(module_database.admin_url) as conn:
         seed_postgres(conn, plan)
         conn.commit()
-        seed_redis(redis.Redis.from_url(redis_db.admin_url, decode_responses=True), conn, plan)
-    return Seeded(database, redis_db)
+        seed_redis(
+            redis.Redis.from_url(module_redis_db.admin_url, decode_responses=True), conn, plan
+        )
+    return Seeded(module_database, module_redis_db)
 
 
-@pytest.fixture
-def bodies(seeded: Seeded, start_exporter: StartExporter) -> Iterator[dict[str, str]]:
+@pytest.fixture(scope="module")
+def bodies(seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The first /metrics body of each exporter over the seeded data."""
     result = {}
     for name in DOMAINS:
-        exporter = start_exporter(name, seeded.database.exporter_url, seeded.redis.exporter_url)
-        status, body = fetch(metrics_url(exporter))
+        settings = load_settings(
+            Options(
+                exporter=name,
+                environ={
+                    "DATABASE_URL": seeded.database.exporter_url,
+                    "REDIS_URL": seeded.redis.exporter_url,
+                },
+                listen="127.0.0.1:0",
+                checkpoint_dir=str(tmp_path_factory.mktemp(f"checkpoint-{name}")),
+            )
+        )
+        exporter = build(settings, SystemClock())
+        thread = threading.Thread(target=exporter.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            status, body = fetch(metrics_url(exporter))
+        finally:
+            exporter.server.shutdown()
+            thread.join(timeout=10)
+            exporter.close()
         assert status == 200
         result[name] = body
-    yield result
+    return result
 
 
 def rows(admin_url: str, sql: str) -> Expected:

@@ -45,7 +45,7 @@ def check_online(settings: Settings) -> list[ConfigProblem]:
             for spec in settings.queries:
                 if spec.redis is not None:
                     try:
-                        redis.fetch(spec.redis)
+                        redis.fetch(spec.redis, CHECK_TIMEOUT_SECONDS)
                     except SourceError as err:
                         problems.append(_problem(spec.origin, spec.name, f"{err.reason}: {err}"))
         finally:

@@ -100,7 +100,6 @@ class Exporter:
     """A wired exporter: its HTTP server and the clients to close after it."""
 
     server: ExporterServer
-    refresher: Refresher
     postgres: PostgresSource | None
     redis: RedisSource | None
     tracer_provider: TracerProvider | None = None
@@ -151,9 +150,7 @@ def build(
         settings.scrape_timeout_seconds,
         settings.scrape_timeout_offset_seconds,
     )
-    return Exporter(
-        server=server, refresher=refresher, postgres=postgres, redis=redis, tracer_provider=provider
-    )
+    return Exporter(server=server, postgres=postgres, redis=redis, tracer_provider=provider)
 
 
 def serve(settings: Settings) -> int:

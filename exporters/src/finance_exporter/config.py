@@ -160,14 +160,14 @@ def apply_file(settings: Settings, path: Path) -> Settings:
         if key in data
     }
     queries = list(settings.queries)
-    raw_queries = data.get("queries", yamlfile.LinedMap(1))
+    raw_queries = data.get("queries", yamlfile.LinedMap())
     if not isinstance(raw_queries, yamlfile.LinedMap):
         problems.append(
             ConfigProblem(
                 file, data.lines.get("queries"), "queries", "expected a mapping of query names"
             )
         )
-        raw_queries = yamlfile.LinedMap(1)
+        raw_queries = yamlfile.LinedMap()
     all_queries = {q.name: q for domain in DOMAINS.values() for q in domain}
     mine = {q.name for q in settings.queries}
     for name, raw in raw_queries.items():

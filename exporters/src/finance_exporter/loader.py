@@ -151,7 +151,7 @@ class QueryLoader:
     def _read_redis(self, spec: QuerySpec, budget: float) -> Shaped:
         if self._redis is None or spec.redis is None:
             raise SourceUnavailableError("redis is not configured")
-        replies = self._redis.fetch(spec.redis)
+        replies = self._redis.fetch(spec.redis, budget)
         tracing.record_rows(len(replies))
         shaped = shape_redis(spec.metric, spec.redis, replies, self._clock.time())
         return cap_series(shaped, spec.metric)

@@ -102,11 +102,6 @@ class Refresher:
         self._clock = clock
         self._lock = threading.Lock()
 
-    @property
-    def current(self) -> Snapshot:
-        """The newest snapshot, without refreshing."""
-        return self._current
-
     def get(self, deadline: float) -> Snapshot:
         """Return a snapshot no older than min_interval, or the newest one by `deadline`."""
         if self._is_fresh(self._current):

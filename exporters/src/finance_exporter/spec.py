@@ -9,9 +9,6 @@ MetricKind = Literal["counter", "gauge", "histogram"]
 SourceName = Literal["postgres", "redis"]
 RedisCommand = Literal["llen", "scard", "mget_age"]
 
-SOURCES: tuple[SourceName, ...] = ("postgres", "redis")
-REDIS_COMMANDS: tuple[RedisCommand, ...] = ("llen", "scard", "mget_age")
-
 # Column names a Postgres query returns besides its label columns.
 VALUE_COLUMN = "value"
 BUCKET_COLUMN = "le"

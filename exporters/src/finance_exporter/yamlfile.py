@@ -10,11 +10,10 @@ from finance_exporter.errors import ConfigError, ConfigProblem
 
 
 class LinedMap(dict[str, object]):
-    """A mapping from a YAML file: `line` is where it starts, `lines[key]` where each key is."""
+    """A mapping from a YAML file: `lines[key]` is the line where each key is."""
 
-    def __init__(self, line: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.line = line
         self.lines: dict[str, int] = {}
 
 
@@ -34,7 +33,7 @@ def load(path: Path) -> object:
         problem = f"invalid YAML: {err.problem or err.context}"
         raise ConfigError([ConfigProblem(str(path), line, "", problem)]) from err
     if node is None:
-        return LinedMap(1)
+        return LinedMap()
     problems: list[ConfigProblem] = []
     data = _convert(node, str(path), problems)
     if problems:
@@ -44,7 +43,7 @@ def load(path: Path) -> object:
 
 def _convert(node: yaml.Node, file: str, problems: list[ConfigProblem]) -> object:
     if isinstance(node, yaml.MappingNode):
-        mapping = LinedMap(node.start_mark.line + 1)
+        mapping = LinedMap()
         for key_node, value_node in node.value:
             key = str(_convert(key_node, file, problems))
             line = key_node.start_mark.line + 1

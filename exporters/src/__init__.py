@@ -1,1 +1,0 @@
-"""Business-metric exporters for the AI Finance platform."""

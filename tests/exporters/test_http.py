@@ -1,0 +1,136 @@
+"""HTTP endpoints: /metrics within the scrape deadline, /healthz without touching a datastore."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from finance_exporter.http import SCRAPE_TIMEOUT_HEADER, ExporterServer
+from finance_exporter.snapshot import QueryState, Refresher, Snapshot
+from finance_exporter.spec import MetricSpec, QuerySpec
+from support.clock import FakeClock
+from support.exposition import by_label, parse
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+OFFSET_SECONDS = 0.5
+USERS = QuerySpec(
+    name="users",
+    source="postgres",
+    metric=MetricSpec(
+        name="finance_users", kind="gauge", help="Users.", labels=("tier",), max_series=2
+    ),
+)
+
+
+class RecordingLoader:
+    """Serves one fixed value and records the deadline of every load."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.deadlines: list[float] = []
+
+    def load(self, previous: Snapshot, deadline: float) -> Snapshot:
+        self.deadlines.append(deadline)
+        state = replace(
+            previous.queries[USERS.name],
+            values={("pro",): (Decimal("4"),)},
+            loaded_at=self.clock.time(),
+            last_success=True,
+            runs_total=previous.queries[USERS.name].runs_total + 1,
+        )
+        return Snapshot(
+            taken_at=self.clock.monotonic(),
+            queries={USERS.name: state},
+            source_up={"postgres": True},
+        )
+
+
+class Served:
+    """A running ExporterServer on a free loopback port, with its loader and clock."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.loader = RecordingLoader(self.clock)
+        initial = Snapshot.empty({USERS.name: QueryState(spec=USERS)})
+        refresher = Refresher(self.loader, initial, min_interval_seconds=30.0, clock=self.clock)
+        self.server = ExporterServer(
+            ("127.0.0.1", 0), refresher, self.clock, DEFAULT_TIMEOUT_SECONDS, OFFSET_SECONDS
+        )
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
+        host, port = self.server.server_address[:2]
+        request = urllib.request.Request(f"http://{host!s}:{port}{path}", headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.headers["Content-Type"], response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers["Content-Type"], err.read().decode()
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    running = Served()
+    thread = threading.Thread(target=running.server.serve_forever, daemon=True)
+    thread.start()
+    yield running
+    running.server.shutdown()
+    thread.join(timeout=10)
+    running.server.server_close()
+
+
+def test_healthz_answers_without_loading_a_snapshot(served: Served) -> None:
+    assert served.get("/healthz") == (200, "text/plain; charset=utf-8", "ok\n")
+    assert served.loader.deadlines == []
+
+
+def test_unknown_path_is_404_and_loads_nothing(served: Served) -> None:
+    assert served.get("/nope") == (404, "text/plain; charset=utf-8", "not found\n")
+    status, content_type, body = served.get("/")
+    assert (status, content_type) == (200, "text/html; charset=utf-8")
+    assert '<a href="/metrics">' in body
+    assert served.loader.deadlines == []
+
+
+def test_metrics_serves_the_refreshed_snapshot_within_the_header_deadline(
+    served: Served,
+) -> None:
+    status, content_type, body = served.get("/metrics", {SCRAPE_TIMEOUT_HEADER: "4"})
+    assert status == 200
+    assert content_type.startswith("text/plain; version=0.0.4")
+    samples = parse(body)
+    assert by_label(samples, "finance_users", "tier") == {("pro",): 4.0}
+    assert by_label(samples, "finance_exporter_up", "source") == {("postgres",): 1.0}
+    assert served.loader.deadlines == [served.clock.monotonic() + 4 - OFFSET_SECONDS]
+
+
+def test_metrics_negotiates_openmetrics(served: Served) -> None:
+    status, content_type, body = served.get(
+        "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert status == 200
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.endswith("# EOF\n")
+
+
+@pytest.mark.parametrize(
+    ("header", "timeout_seconds"),
+    [
+        (None, DEFAULT_TIMEOUT_SECONDS),
+        ("", DEFAULT_TIMEOUT_SECONDS),
+        ("3", 3.0),
+        ("60", DEFAULT_TIMEOUT_SECONDS),  # capped by the configured timeout
+        ("soon", DEFAULT_TIMEOUT_SECONDS),  # not a number: the configured timeout
+        ("0.2", OFFSET_SECONDS),  # shorter than the offset: no time at all
+    ],
+)
+def test_deadline_is_the_scrape_timeout_minus_the_offset(
+    served: Served, header: str | None, timeout_seconds: float
+) -> None:
+    expected = served.clock.monotonic() + timeout_seconds - OFFSET_SECONDS
+    assert served.server.deadline(header) == expected

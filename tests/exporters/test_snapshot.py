@@ -1,0 +1,186 @@
+"""Snapshot, QueryState and the single-flight Refresher: freshness, deadlines, shared refreshes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from finance_exporter.domains import DOMAINS
+from finance_exporter.domains.revenue import MRR
+from finance_exporter.snapshot import QueryState, Refresher, Snapshot
+from support.clock import FakeClock
+from support.datastores import Database, RedisDb, StartExporter
+from support.exposition import scrape
+
+SCRAPERS = 24
+
+
+class CountingLoader:
+    """A loader that stamps each snapshot with the clock, counts its loads, and may block."""
+
+    def __init__(self, clock: FakeClock, gate: threading.Event | None = None) -> None:
+        self.clock = clock
+        self.loads = 0
+        self.started = threading.Event()
+        self._gate = gate
+
+    def load(self, previous: Snapshot, deadline: float) -> Snapshot:
+        self.loads += 1
+        self.started.set()
+        if self._gate is not None:
+            assert self._gate.wait(timeout=10)
+        return replace(previous, taken_at=self.clock.monotonic())
+
+
+def _empty() -> Snapshot:
+    return Snapshot.empty({MRR.name: QueryState(spec=MRR)})
+
+
+def test_empty_snapshot_is_never_fresh_and_its_sources_are_down() -> None:
+    empty = _empty()
+    assert empty.taken_at == float("-inf")
+    assert empty.source_up == {"postgres": False}
+    clock = FakeClock()
+    loader = CountingLoader(clock)
+    refresher = Refresher(loader, empty, min_interval_seconds=3600.0, clock=clock)
+    assert refresher.get(clock.monotonic() + 1.0).taken_at == clock.monotonic()
+    assert loader.loads == 1
+
+
+def test_snapshot_younger_than_min_interval_is_served_without_a_refresh() -> None:
+    clock = FakeClock()
+    loader = CountingLoader(clock)
+    refresher = Refresher(loader, _empty(), min_interval_seconds=30.0, clock=clock)
+    first = refresher.get(clock.monotonic() + 1.0)
+    clock.advance(29.9)
+    assert refresher.get(clock.monotonic() + 1.0) is first
+    assert loader.loads == 1
+    clock.advance(0.1)
+    second = refresher.get(clock.monotonic() + 1.0)
+    assert loader.loads == 2
+    assert second.taken_at == first.taken_at + 30.0
+
+
+def test_a_follower_past_its_deadline_gets_the_previous_snapshot() -> None:
+    clock = FakeClock()
+    gate = threading.Event()
+    loader = CountingLoader(clock, gate)
+    initial = _empty()
+    refresher = Refresher(loader, initial, min_interval_seconds=30.0, clock=clock)
+    results: list[Snapshot] = []
+    leader = threading.Thread(target=lambda: results.append(refresher.get(clock.monotonic() + 5)))
+    leader.start()
+    assert loader.started.wait(timeout=10)
+    # The leader holds the refresh; a follower with no time left does not wait for it.
+    assert refresher.get(clock.monotonic()) is initial
+    gate.set()
+    leader.join(timeout=10)
+    assert loader.loads == 1
+    assert results[0].taken_at == clock.monotonic()
+
+
+def test_a_follower_within_its_deadline_serves_the_leaders_refresh() -> None:
+    clock = FakeClock()
+    gate = threading.Event()
+    loader = CountingLoader(clock, gate)
+    refresher = Refresher(loader, _empty(), min_interval_seconds=30.0, clock=clock)
+    results: list[Snapshot] = []
+
+    def scrape_once() -> None:
+        results.append(refresher.get(clock.monotonic() + 10))
+
+    leader = threading.Thread(target=scrape_once)
+    leader.start()
+    assert loader.started.wait(timeout=10)
+    follower = threading.Thread(target=scrape_once)
+    follower.start()
+    gate.set()
+    leader.join(timeout=10)
+    follower.join(timeout=10)
+    assert loader.loads == 1
+    assert len(results) == 2 and results[0] is results[1]
+
+
+def test_failed_run_keeps_values_and_counts_the_reason() -> None:
+    state = QueryState(
+        spec=MRR,
+        values={("USD", "pro"): (Decimal("10"),)},
+        loaded_at=100.0,
+        last_success=True,
+        runs_total=3,
+        errors_total={"timeout": 1},
+    )
+    failed = state.failed("timeout", duration_seconds=0.5).failed("query")
+    assert failed.values == {("USD", "pro"): (Decimal("10"),)}
+    assert failed.loaded_at == 100.0
+    assert failed.last_success is False
+    assert failed.runs_total == 5
+    assert failed.errors_total == {"timeout": 2, "query": 1}
+    assert failed.duration_seconds == 0.0
+
+
+def test_values_are_stale_only_after_max_age_and_before_any_load() -> None:
+    assert QueryState(spec=MRR).is_stale(now=0.0)
+    loaded = QueryState(spec=MRR, loaded_at=1000.0)
+    assert not loaded.is_stale(now=1000.0 + MRR.max_age_seconds)
+    assert loaded.is_stale(now=1000.0 + MRR.max_age_seconds + 0.001)
+
+
+def _aggregate_calls(admin_url: str) -> int:
+    # Every built-in Postgres query of the revenue exporter aggregates with GROUP BY; the
+    # snapshot-horizon and identity statements do not.
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s "
+            "JOIN pg_roles r ON r.oid = s.userid "
+            "WHERE r.rolname = 'finance_exporter' AND s.dbid = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND s.query ILIKE '%GROUP BY%'"
+        ).fetchone()
+        assert row is not None
+        return int(str(row[0]))
+
+
+def test_concurrent_scrapes_share_one_refresh(
+    database: Database,
+    redis_db: RedisDb,
+    start_exporter: StartExporter,
+    write_config: Callable[[str], Path],
+) -> None:
+    """Many simultaneous scrapes share one refresh: counted on the Postgres server."""
+    with psycopg.connect(database.admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    exporter = start_exporter(
+        "revenue",
+        database.exporter_url,
+        redis_db.exporter_url,
+        config_file=write_config("min_interval_seconds: 60\n"),
+    )
+    barrier = threading.Barrier(SCRAPERS)
+    results: list[dict[str, object]] = []
+    errors: list[BaseException] = []
+
+    def scraper() -> None:
+        try:
+            barrier.wait(timeout=10)
+            results.append(dict(scrape(exporter)))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=scraper) for _ in range(SCRAPERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert len(results) == SCRAPERS
+    queries = [q for q in DOMAINS["revenue"] if q.source == "postgres"]
+    assert _aggregate_calls(database.admin_url) == len(queries)
+    runs = [r["finance_exporter_query_runs_total"] for r in results]
+    assert all(run == runs[0] for run in runs)  # every scraper saw the same, single refresh

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from finance_demo.stack import ALERT_SINK_URL, ALERTING, write_alerting_secrets
+from finance_stack.secrets import ALERT_SINK_URL, ALERTING
 from support.repo import ROOT
 
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
@@ -156,24 +155,6 @@ def test_compose_mounts_the_secrets_where_the_config_reads_them() -> None:
     sink = services["alert-sink"]
     assert [p["target"] for p in sink["ports"]] == [9095]
     assert sink["read_only"] is True
-
-
-def test_alerting_secrets_are_0600_defaults_and_a_configured_one_is_kept(tmp_path: Path) -> None:
-    folder = tmp_path / "alerting"
-    first = write_alerting_secrets(folder, chown=False)
-    assert sorted(first.created) == sorted(ALERTING) and first.kept == []
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for name, default in ALERTING.items():
-        path = folder / name
-        assert path.read_text() == default + "\n"
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
-    configured = folder / "slack_sre_url"
-    configured.write_text("https://chat.example.invalid/hook/sre\n")
-    configured.chmod(0o644)
-    second = write_alerting_secrets(folder, chown=False)
-    assert second.kept == list(ALERTING) and second.created == []
-    assert configured.read_text() == "https://chat.example.invalid/hook/sre\n"
-    assert stat.S_IMODE(configured.stat().st_mode) == 0o600
 
 
 NOTIFICATION = {

@@ -51,8 +51,8 @@ from finance_demo.platform.gateway import ROUTES
 from finance_demo.platform.logs import EcsFormatter
 from finance_demo.platform.overview import OVERVIEW_ROUTE, PARTS, WATCHLIST
 from finance_demo.platform.valuation import close_days
-from finance_demo.stack import DERIVED, GENERATED, derive
 from finance_exporter.domains.portfolio import AUM
+from finance_stack.secrets import DERIVED, GENERATED, derive
 from support.datastores import StartExporter, tempdir
 from support.exposition import by_label, parse, scrape
 from support.platform import PlatformProcess, free_port_range, request, start_platform

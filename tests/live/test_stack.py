@@ -31,7 +31,7 @@ import requests
 import yaml
 from testcontainers.compose import DockerCompose
 
-from finance_demo.stack import ALERTING, ALERTING_FOLDER, DERIVED, GENERATED
+from finance_stack.secrets import ALERTING, ALERTING_FOLDER, DERIVED, GENERATED
 from support import panels, promql
 from support.pins import pinned_version
 from support.repo import ROOT, copy_repo

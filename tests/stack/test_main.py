@@ -1,0 +1,106 @@
+"""`python3 -m finance_stack`: the dispatch, and that the whole package runs on the standard
+library alone (the stack image installs no packages)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import subprocess
+
+import pytest
+
+import finance_stack
+from finance_stack.__main__ import COMMANDS, main
+from support.stack import STACK_SRC, stdlib_env, stdlib_python
+
+# Imports every module of the package, then names each loaded module that comes from neither the
+# standard library nor stack/src (a site-packages one would be, e.g. psycopg, redis or yaml).
+_FOREIGN_MODULES = """
+import json, pkgutil, sys, sysconfig
+from pathlib import Path
+import finance_stack
+names = sorted(m.name for m in pkgutil.walk_packages(finance_stack.__path__, "finance_stack."))
+for name in names:
+    __import__(name)
+allowed = [Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib")]
+allowed.append(Path(sys.argv[1]).resolve())
+foreign = sorted(
+    name
+    for name, module in sys.modules.items()
+    if getattr(module, "__file__", None)
+    and not any(Path(module.__file__).resolve().is_relative_to(p) for p in allowed)
+)
+print(json.dumps({"imported": names, "foreign": foreign}))
+"""
+
+
+def test_every_module_imports_with_the_standard_library_alone() -> None:
+    result = subprocess.run(
+        [*stdlib_python("-c", _FOREIGN_MODULES), str(STACK_SRC)],
+        env=stdlib_env(),
+        cwd=STACK_SRC,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert {"finance_stack.secrets", "finance_stack.alert_sink"} <= set(found["imported"])
+    assert found["foreign"] == []
+
+
+def test_without_site_packages_a_third_party_import_fails() -> None:
+    """The check above can fail: the interpreter it runs really has no site-packages."""
+    result = subprocess.run(
+        stdlib_python("-c", "import yaml"),
+        env=stdlib_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1 and "No module named 'yaml'" in result.stderr
+
+
+def test_every_command_is_a_module_of_the_package_with_a_main() -> None:
+    modules = {m.name for m in pkgutil.iter_modules(finance_stack.__path__, "finance_stack.")}
+    for command, module in COMMANDS.items():
+        assert module in modules, command
+        assert callable(importlib.import_module(module).main), command
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    listed = [
+        line.split()[0]
+        for line in capsys.readouterr().out.split("commands:\n")[1].splitlines()
+        if line.startswith("  ")
+    ]
+    assert listed == sorted(COMMANDS)
+
+
+def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nonsense"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.endswith("finance_stack: unknown command: nonsense\n")
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "commands:" in capsys.readouterr().err
+
+
+def test_the_module_dispatches_to_the_command_and_returns_its_status() -> None:
+    result = subprocess.run(
+        stdlib_python("-m", "finance_stack", "secrets"),
+        env=stdlib_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage: finance_stack secrets" in result.stderr

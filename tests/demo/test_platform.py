@@ -36,9 +36,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from finance_demo.access import (
     POSTGRES_EXPORTER_ROLE,
     POSTGRES_PLATFORM_ROLE,
-    REDIS_PLATFORM_USER,
-    create_redis_exporter_user,
-    create_redis_platform_user,
     set_postgres_platform_password,
 )
 from finance_demo.catalog import PROVIDERS
@@ -52,8 +49,14 @@ from finance_demo.platform.logs import EcsFormatter
 from finance_demo.platform.overview import OVERVIEW_ROUTE, PARTS, WATCHLIST
 from finance_demo.platform.valuation import close_days
 from finance_exporter.domains.portfolio import AUM
+from finance_stack.access import REDIS_PLATFORM_USER
 from finance_stack.secrets import DERIVED, GENERATED, derive
-from support.datastores import StartExporter, tempdir
+from support.datastores import (
+    StartExporter,
+    create_redis_exporter_user,
+    create_redis_platform_user,
+    tempdir,
+)
 from support.exposition import by_label, parse, scrape
 from support.platform import PlatformProcess, free_port_range, request, start_platform
 from support.servers import PostgresServer, RedisServer, free_port

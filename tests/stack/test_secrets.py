@@ -25,7 +25,7 @@ from finance_stack.secrets import (
     write_alerting_secrets,
     write_secrets,
 )
-from support.datastores import RedisDb
+from support.datastores import RedisDb, create_redis_platform_user
 from support.repo import ROOT
 
 
@@ -189,6 +189,18 @@ def test_each_redis_user_of_the_acl_file_may_run_its_commands_and_nothing_else(
         (REDIS_PLATFORM_USER, "DEL md:last_tick:x"): False,
         (REDIS_PLATFORM_USER, "SET other"): False,
     }
+
+
+def test_the_tests_redis_users_have_the_acl_files_permissions(redis_db: RedisDb) -> None:
+    """The fixtures' users (support.datastores, redis-py) and the ACL file come from one source."""
+    admin = redis.Redis.from_url(redis_db.admin_url, decode_responses=True)
+    create_redis_platform_user(admin, "unused")  # the exporter's user is the fixture's
+    fields = ("flags", "keys", "channels", "commands")
+    for name in (REDIS_EXPORTER_USER, REDIS_PLATFORM_USER):
+        from_file = admin.acl_getuser(_load_acl_user(admin, name))
+        from_tests = admin.acl_getuser(name)
+        assert {f: from_file[f] for f in fields} == {f: from_tests[f] for f in fields}, name
+    admin.close()
 
 
 # ---- python3 -m finance_stack secrets ------------------------------------------------------

@@ -15,7 +15,11 @@ import psycopg
 import redis
 from psycopg import sql
 
-from finance_demo.access import set_postgres_exporter_password, set_postgres_platform_password
+from finance_demo.access import (
+    POSTGRES_EXPORTER_SERVICE_ROLE,
+    set_postgres_exporter_password,
+    set_postgres_platform_password,
+)
 from finance_demo.migrate import migrate
 from finance_demo.seed import SeedPlan, seed_postgres, seed_redis
 
@@ -24,8 +28,6 @@ from finance_demo.seed import SeedPlan, seed_postgres, seed_redis
 DEMO_POSTGRES = "demo-postgres:5432"
 DEMO_DATABASE = "platform"
 DEMO_REDIS = "demo-redis:6379"
-# The postgres-exporter service's role (DATA_SOURCE_USER in docker-compose.yml): pg_monitor only.
-POSTGRES_EXPORTER_SERVICE_ROLE = "postgres_exporter"
 
 Progress = Callable[[str], None]
 

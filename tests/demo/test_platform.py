@@ -41,7 +41,6 @@ from finance_demo.access import (
 from finance_demo.catalog import PROVIDERS
 from finance_demo.load import LoadSettings, Tally, run_load
 from finance_demo.load_plan import LoadPlan
-from finance_demo.migrate import migrate
 from finance_demo.platform.app import SERVICES, Platform, PlatformSettings
 from finance_demo.platform.datastores import PostgresPool
 from finance_demo.platform.gateway import ROUTES
@@ -55,7 +54,6 @@ from support.datastores import (
     StartExporter,
     create_redis_exporter_user,
     create_redis_platform_user,
-    tempdir,
 )
 from support.exposition import by_label, parse, scrape
 from support.platform import PlatformProcess, free_port_range, request, start_platform
@@ -672,27 +670,6 @@ def test_an_overview_of_an_unknown_account_is_a_404(served: Served) -> None:
 
 
 # ---- a datastore outage ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_postgres(exporter_password: str) -> Iterator[tuple[PostgresServer, str]]:
-    """A Postgres of its own (this test stops it), migrated, with the platform's password."""
-    root = tempdir("finance-pg-outage-")
-    root.chmod(0o755)
-    server = PostgresServer(root)
-    server.init()
-    server.start()
-    password = secrets.token_urlsafe(16)
-    with psycopg.connect(server.url(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE platform")
-    with psycopg.connect(server.url(dbname="platform"), autocommit=True) as conn:
-        migrate(conn)
-        set_postgres_platform_password(conn, password)
-    try:
-        yield server, server.url(POSTGRES_PLATFORM_ROLE, password, "platform")
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_postgres_outage_answers_503_and_the_platform_recovers(

@@ -15,17 +15,19 @@ import pytest
 import redis
 from opentelemetry.sdk.trace import TracerProvider
 
-from finance_demo.access import (
-    POSTGRES_EXPORTER_ROLE,
-    REDIS_EXPORTER_USER,
-    create_redis_exporter_user,
-    set_postgres_exporter_password,
-)
+from finance_demo.access import POSTGRES_EXPORTER_ROLE, set_postgres_exporter_password
 from finance_demo.migrate import migrate
 from finance_exporter.cli import Exporter, build
 from finance_exporter.config import Options, load_settings
 from finance_exporter.snapshot import Clock, SystemClock
-from support.datastores import Database, RedisDb, StartExporter, tempdir
+from finance_stack.access import REDIS_EXPORTER_USER
+from support.datastores import (
+    Database,
+    RedisDb,
+    StartExporter,
+    create_redis_exporter_user,
+    tempdir,
+)
 from support.servers import PostgresServer, RedisServer
 
 TEMPLATE_DB = "reference_template"

@@ -2,7 +2,7 @@
 file pins (tests/run.sh builds it from the upstream module: tests/live/images/pinned-go.sh).
 
 Its receivers' secret files are the ones the secrets job writes, pointed at a recorder: the
-stack's own alert-sink (finance_demo.alert_sink), a real HTTP server in a thread. Alerts go in
+stack's own alert-sink (finance_stack.alert_sink), a real HTTP server in a thread. Alerts go in
 through /api/v2/alerts; the tests assert what reaches the recorder, exactly: which receivers,
 how many notifications, how many alerts in each, and that inhibited alerts never notify.
 """
@@ -13,12 +13,9 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from finance_demo.alert_sink import MAX_NOTIFICATIONS, AlertSinkServer, Notification, make_server
-from finance_demo.stack import ALERT_SINK_URL, write_alerting_secrets
+from finance_stack.alert_sink import AlertSinkServer, Notification
+from finance_stack.secrets import write_alerting_secrets
 from support.repo import ROOT
-from support.servers import free_port
+from support.servers import free_port, serving_alert_sink
+from support.stack import ALERT_SINK_URL
 
 START_TIMEOUT_SECONDS = 15.0
 # The test copy's timings: a group's first notification after 2s, the next after 2s; the wait
@@ -136,9 +134,7 @@ def config_copy(tmp_path: Path, sink_url: str) -> Path:
     folder = tmp_path / "alertmanager"
     shutil.copytree(ROOT / "alertmanager", folder)
     secrets = tmp_path / "secrets"
-    write_alerting_secrets(secrets, chown=False)
-    for path in secrets.iterdir():
-        path.write_text(path.read_text().replace(ALERT_SINK_URL, sink_url))
+    write_alerting_secrets(secrets, chown=False, alert_sink=sink_url)
     config = folder / "alertmanager.yml"
     text = config.read_text()
     text = text.replace("/run/secrets/alerting/", f"{secrets}/")
@@ -150,24 +146,10 @@ def config_copy(tmp_path: Path, sink_url: str) -> Path:
     return config
 
 
-@contextmanager
-def serving(capacity: int = MAX_NOTIFICATIONS) -> Iterator[AlertSinkServer]:
-    """The stack's alert-sink on a free loopback port, in a thread, stopped afterwards."""
-    server = make_server("127.0.0.1:0", capacity)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture
 def sink() -> Iterator[AlertSinkServer]:
     """The recorder Alertmanager's receivers point at."""
-    with serving() as server:
+    with serving_alert_sink() as server:
         yield server
 
 
@@ -329,38 +311,3 @@ def test_a_drill_is_delivered_and_its_resolution_too(alertmanager: Alertmanager)
     ]
     resolved: Any = received[1].body
     assert resolved["alerts"][0]["labels"]["drill_id"] == "drill-test-1"
-
-
-# ---- the alert-sink on its own ------------------------------------------------------------
-
-
-def _request(url: str, body: bytes | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def test_sink_records_posts_filters_by_receiver_and_keeps_the_last_ones() -> None:
-    with serving(capacity=3) as sink:
-        base = f"http://127.0.0.1:{sink.server_address[1]}"
-        for number in range(4):
-            path = f"{base}/slack/team{number % 2}"
-            status, answer = _request(path, json.dumps({"n": number}).encode())
-            assert status == 200 and json.loads(answer)["ok"] is True
-        assert _request(f"{base}/pagerduty", b"not json")[0] == 200
-        status, listed = _request(f"{base}/notifications")
-        only = json.loads(_request(f"{base}/notifications?receiver=team1")[1])
-        health = _request(f"{base}/healthz")
-        missing = _request(f"{base}/elsewhere")
-    assert status == 200
-    assert [(e["path"], e["receiver"], e["body"]) for e in json.loads(listed)] == [
-        ("/slack/team0", "team0", {"n": 2}),
-        ("/slack/team1", "team1", {"n": 3}),
-        ("/pagerduty", "pagerduty", "not json"),
-    ]
-    assert [e["body"] for e in only] == [{"n": 3}]
-    assert health == (200, b"ok\n")
-    assert missing[0] == 404

@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from finance_demo.stack import ALERT_SINK_URL, ALERTING, write_alerting_secrets
+from finance_stack.secrets import ALERTING, alerting_defaults
 from support.repo import ROOT
+from support.stack import ALERT_SINK_URL
 
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 ROUTES = ROOT / "alertmanager" / "tests" / "routes.yml"
@@ -127,7 +127,11 @@ def test_every_receiver_secret_is_a_file_the_secrets_job_writes() -> None:
 def test_without_configuration_everything_is_delivered_to_the_alert_sink() -> None:
     # Slack URLs come from the default secret files; PagerDuty's and the drill's URLs, which
     # are no secrets, from the config.
-    assert all(v.startswith(f"{ALERT_SINK_URL}/") for k, v in ALERTING.items() if "url" in k)
+    assert all(
+        v.startswith(f"{ALERT_SINK_URL}/")
+        for k, v in alerting_defaults(ALERT_SINK_URL).items()
+        if "url" in k
+    )
     document = config()
     assert document["global"]["pagerduty_url"] == f"{ALERT_SINK_URL}/pagerduty"  # type: ignore[index]
     webhooks = [
@@ -156,24 +160,6 @@ def test_compose_mounts_the_secrets_where_the_config_reads_them() -> None:
     sink = services["alert-sink"]
     assert [p["target"] for p in sink["ports"]] == [9095]
     assert sink["read_only"] is True
-
-
-def test_alerting_secrets_are_0600_defaults_and_a_configured_one_is_kept(tmp_path: Path) -> None:
-    folder = tmp_path / "alerting"
-    first = write_alerting_secrets(folder, chown=False)
-    assert sorted(first.created) == sorted(ALERTING) and first.kept == []
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for name, default in ALERTING.items():
-        path = folder / name
-        assert path.read_text() == default + "\n"
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
-    configured = folder / "slack_sre_url"
-    configured.write_text("https://chat.example.invalid/hook/sre\n")
-    configured.chmod(0o644)
-    second = write_alerting_secrets(folder, chown=False)
-    assert second.kept == list(ALERTING) and second.created == []
-    assert configured.read_text() == "https://chat.example.invalid/hook/sre\n"
-    assert stat.S_IMODE(configured.stat().st_mode) == 0o600
 
 
 NOTIFICATION = {

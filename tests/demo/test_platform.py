@@ -36,27 +36,29 @@ from prometheus_client.parser import text_string_to_metric_families
 from finance_demo.access import (
     POSTGRES_EXPORTER_ROLE,
     POSTGRES_PLATFORM_ROLE,
-    REDIS_PLATFORM_USER,
-    create_redis_exporter_user,
-    create_redis_platform_user,
     set_postgres_platform_password,
 )
 from finance_demo.catalog import PROVIDERS
 from finance_demo.load import LoadSettings, Tally, run_load
 from finance_demo.load_plan import LoadPlan
-from finance_demo.migrate import migrate
 from finance_demo.platform.app import SERVICES, Platform, PlatformSettings
 from finance_demo.platform.datastores import PostgresPool
 from finance_demo.platform.gateway import ROUTES
 from finance_demo.platform.logs import EcsFormatter
 from finance_demo.platform.overview import OVERVIEW_ROUTE, PARTS, WATCHLIST
 from finance_demo.platform.valuation import close_days
-from finance_demo.stack import DERIVED, GENERATED, derive
 from finance_exporter.domains.portfolio import AUM
-from support.datastores import StartExporter, tempdir
+from finance_stack.access import REDIS_PLATFORM_USER
+from finance_stack.secrets import DERIVED, GENERATED, derive
+from support.datastores import (
+    StartExporter,
+    create_redis_exporter_user,
+    create_redis_platform_user,
+)
 from support.exposition import by_label, parse, scrape
 from support.platform import PlatformProcess, free_port_range, request, start_platform
 from support.servers import PostgresServer, RedisServer, free_port
+from support.stack import ENDPOINTS
 
 TEMPLATE_DB = "reference_template"
 REQUIRED_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0}
@@ -669,27 +671,6 @@ def test_an_overview_of_an_unknown_account_is_a_404(served: Served) -> None:
 # ---- a datastore outage ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_postgres(exporter_password: str) -> Iterator[tuple[PostgresServer, str]]:
-    """A Postgres of its own (this test stops it), migrated, with the platform's password."""
-    root = tempdir("finance-pg-outage-")
-    root.chmod(0o755)
-    server = PostgresServer(root)
-    server.init()
-    server.start()
-    password = secrets.token_urlsafe(16)
-    with psycopg.connect(server.url(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE platform")
-    with psycopg.connect(server.url(dbname="platform"), autocommit=True) as conn:
-        migrate(conn)
-        set_postgres_platform_password(conn, password)
-    try:
-        yield server, server.url(POSTGRES_PLATFORM_ROLE, password, "platform")
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def test_postgres_outage_answers_503_and_the_platform_recovers(
     own_postgres: tuple[PostgresServer, str], redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -756,7 +737,7 @@ def test_healthz_answers_without_any_datastore(tmp_path: Path) -> None:
 def test_platform_secrets_point_at_the_demo_datastores_even_with_external_urls() -> None:
     values = {name: f"pw-{name}" for name in GENERATED}
     external = {"DATABASE_URL": "postgresql://u:p@db.internal/x", "REDIS_URL": "redis://r/0"}
-    derived = derive(values, external)
+    derived = derive(values, external, ENDPOINTS)
     assert derived["platform_database_url"] == (
         "postgresql://finance_platform:pw-platform_pg_password@demo-postgres:5432/platform"
     )

@@ -15,13 +15,16 @@ import psycopg
 import pytest
 import redis
 
-from finance_demo.access import (
-    create_redis_exporter_user,
-    set_postgres_exporter_password,
-)
+from finance_demo.access import set_postgres_exporter_password
 from finance_demo.migrate import migrate
 from finance_exporter.cli import Exporter
-from support.datastores import Database, RedisDb, StartExporter, tempdir
+from support.datastores import (
+    Database,
+    RedisDb,
+    StartExporter,
+    create_redis_exporter_user,
+    tempdir,
+)
 from support.exposition import Samples, by_label, fetch, metrics_url, parse, scrape
 from support.servers import PostgresServer, RedisServer
 

@@ -96,7 +96,8 @@ def standin_env(docker_host: str) -> dict[str, str]:
     env = {variable: f"ai-finance-standin/{name}:test" for variable, name in STANDINS.items()}
     env["BASE_IMAGE"] = BASE_IMAGE
     env["EXPORTERS_IMAGE"] = "ai-finance/exporters:test"
-    env["TOOLS_IMAGE"] = "ai-finance/tools:test"
+    env["STACK_IMAGE"] = "ai-finance/stack:test"
+    env["DEMO_IMAGE"] = "ai-finance/demo:test"
     env["DOCKER_HOST"] = docker_host
     return env
 

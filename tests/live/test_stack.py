@@ -32,7 +32,7 @@ import yaml
 from testcontainers.compose import DockerCompose
 
 from finance_demo.platform.app import ports
-from finance_demo.stack import ALERTING, ALERTING_FOLDER, DERIVED, GENERATED
+from finance_stack.secrets import ALERTING, ALERTING_FOLDER, DERIVED, GENERATED
 from support import panels, promql
 from support.pins import pinned_version
 from support.repo import ROOT, copy_repo

@@ -1,4 +1,5 @@
-"""Real Postgres and Redis servers from local binaries, on loopback, stopped by pid."""
+"""Real servers on loopback: Postgres and Redis from local binaries (stopped by pid), and the
+stack's alert-sink in a thread."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import redis
+
+from finance_stack.alert_sink import MAX_NOTIFICATIONS, AlertSinkServer, make_server
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 START_TIMEOUT_SECONDS = 30.0
@@ -217,3 +223,17 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+@contextmanager
+def serving_alert_sink(capacity: int = MAX_NOTIFICATIONS) -> Iterator[AlertSinkServer]:
+    """The stack's alert-sink on a free loopback port, in a thread, stopped afterwards."""
+    server = make_server("127.0.0.1:0", capacity)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

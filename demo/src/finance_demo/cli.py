@@ -1,12 +1,10 @@
-"""Command line: `finance-demo migrate`, `seed`, the stack's jobs, alert-sink, platform and load."""
+"""Command line: `finance-demo migrate`, `seed`, `setup` (the demo-setup job), platform, load."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -16,7 +14,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from finance_demo import alert_sink, stack
+from finance_demo import setup as demo_setup
 from finance_demo.migrate import migrate
 from finance_demo.platform import cli as platform_cli
 from finance_demo.seed import MAX_PAYMENTS, SeedPlan, seed_postgres, seed_redis
@@ -75,18 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         "--anchor", type=_anchor, help="ISO 8601 'now' the history ends at (default: now)"
     )
     seed.add_argument("--json", action="store_true", help="print the counts as JSON")
-    keys = commands.add_parser("secrets", help="generate the stack's secrets into a folder")
-    keys.add_argument("folder", type=Path, help="where the secret files go (mode 0600)")
-    keys.add_argument("--chown", action="store_true", help="give each file to its reader's uid")
     setup = commands.add_parser("setup", help="set up and seed the stack's demo datastores")
     setup.add_argument("--secrets", type=Path, default=Path("/run/secrets"), help="secret files")
     setup.add_argument("--payments", type=_payments, default=20_000, help="payment rows to seed")
-    sink = commands.add_parser("alert-sink", help="record the notifications Alertmanager sends")
-    sink.add_argument(
-        "--listen",
-        default=f"0.0.0.0:{alert_sink.DEFAULT_PORT}",
-        help=f"HOST:PORT (default 0.0.0.0:{alert_sink.DEFAULT_PORT})",
-    )
     platform_cli.add_parsers(commands)
     return parser
 
@@ -152,10 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         # argparse exits 2 on usage errors and 0 for --help; return it instead of raising.
         return exit_.code if isinstance(exit_.code, int) else 2
-    if args.command in ("secrets", "setup"):
-        return _stack(args)
-    if args.command == "alert-sink":
-        return _alert_sink(args.listen)
+    if args.command == "setup":
+        return _setup(args)
     if args.command in ("platform", "load"):
         return _platform(args)
     try:
@@ -184,69 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _stack(args: argparse.Namespace) -> int:
-    """The Compose stack's one-off jobs (see stack.py)."""
+def _setup(args: argparse.Namespace) -> int:
+    """The demo-setup job (setup.py)."""
     try:
-        if args.command == "secrets":
-            report = stack.write_secrets(args.folder, os.environ, chown=args.chown)
-            _progress(
-                f"secrets in {args.folder}: created {len(report.created)}, kept {len(report.kept)}"
-            )
-            folder = args.folder / stack.ALERTING_FOLDER
-            alerting = stack.write_alerting_secrets(folder, chown=args.chown)
-            _progress(
-                f"alerting receivers in {folder}: {len(alerting.kept)} configured, "
-                f"{len(alerting.created)} new pointing at the local alert-sink"
-            )
-        else:
-            stack.setup_demo(args.secrets, args.payments, _progress)
+        demo_setup.setup_demo(args.secrets, args.payments, _progress)
     except (ValueError, psycopg.Error, redis.RedisError, OSError) as err:
         print(f"finance-demo: error: {_first_line(err)}", file=sys.stderr)
         return 1
-    return 0
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line, with ECS field names."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", {})
-        document = {
-            "@timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "log.level": record.levelname.lower(),
-            "log.logger": record.name,
-            "message": record.getMessage(),
-            **(fields if isinstance(fields, dict) else {}),
-        }
-        return json.dumps(document)
-
-
-def _alert_sink(listen: str) -> int:
-    """Serve the local alert receiver until SIGTERM or Ctrl-C."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    try:
-        server = alert_sink.make_server(listen)
-    except (ValueError, OSError) as err:
-        print(f"finance-demo: error: alert-sink: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ValueError) else 1
-
-    # As PID 1 in a container, SIGTERM has no default action: stop on it explicitly.
-    def _stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    host, port = server.server_address[:2]
-    logging.getLogger(__name__).info(
-        "alert-sink listening", extra={"fields": {"server.address": str(host), "server.port": port}}
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
     return 0
 
 

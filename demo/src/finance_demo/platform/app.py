@@ -24,6 +24,7 @@ from finance_demo.platform.http import Route, Service, make_server
 from finance_demo.platform.market import MarketDataService
 from finance_demo.platform.metrics import ServiceMetrics
 from finance_demo.platform.payment import PaymentService
+from finance_demo.platform.readiness import Readiness
 from finance_demo.platform.tracing import tracer_provider
 from finance_demo.platform.trading import TradingService
 from finance_demo.platform.users import UserService
@@ -69,6 +70,7 @@ class Platform:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self._pool = PostgresPool(settings.database_url)
         self._store = RedisStore(settings.redis_url)
+        readiness = Readiness({"postgres": self._pool.ping, "redis": self._store.ping})
         self._providers: dict[str, TracerProvider] = {
             name: tracer_provider(name, settings.environ) for name in SERVICES
         }
@@ -90,7 +92,9 @@ class Platform:
         self.servers: dict[str, ThreadingHTTPServer] = {}
         try:
             for name in SERVICES:
-                service = Service(name, routes[name], self.metrics[name], self._tracer(name))
+                service = Service(
+                    name, routes[name], self.metrics[name], self._tracer(name), readiness
+                )
                 self.servers[name] = make_server(service, settings.host, settings.port(name))
         except OSError:
             self._close_servers()

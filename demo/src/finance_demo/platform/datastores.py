@@ -72,6 +72,8 @@ class PostgresPool:
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._health = _Health("postgres")
+        self._probe: Connection | None = None
+        self._probe_lock = threading.Lock()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -118,8 +120,41 @@ class PostgresPool:
                 return conn
             conn.close()
 
+    def ping(self, timeout_seconds: float) -> None:
+        """`SELECT 1` on a connection of its own (not the pool's); raise if Postgres is down.
+
+        The probe keeps its connection between calls, so a readiness check costs no login; one
+        broken by a restart is replaced once before the probe counts as failed.
+        """
+        with self._probe_lock:
+            for attempt in (1, 2):
+                try:
+                    if self._probe is None or self._probe.closed or self._probe.broken:
+                        self._probe = psycopg.connect(
+                            self._url,
+                            autocommit=True,
+                            # libpq's smallest connect timeout is 2s; the caller waits less.
+                            connect_timeout=max(2, round(timeout_seconds)),
+                            options=f"-c statement_timeout={round(timeout_seconds * 1000)}",
+                            application_name="finance-demo-platform-readyz",
+                        )
+                    self._probe.execute("SELECT 1")
+                    self._health.succeeded()
+                    return
+                except psycopg.OperationalError as err:
+                    if self._probe is not None:
+                        self._probe.close()
+                    self._probe = None
+                    if attempt == 2:
+                        self._health.failed(err)
+                        raise DatastoreUnavailableError("postgres", _first_line(err)) from err
+
     def close(self) -> None:
-        """Close the idle connections."""
+        """Close the idle connections and the probe's."""
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
         while True:
             try:
                 self._idle.get_nowait().close()
@@ -138,6 +173,22 @@ class RedisStore:
             decode_responses=True,
         )
         self._health = _Health("redis")
+        self._url = url
+        self._probe: redis.Redis | None = None
+
+    def ping(self, timeout_seconds: float) -> None:
+        """PING on a client of its own with short timeouts; raise if Redis is down."""
+        if self._probe is None:
+            # Kept between calls: redis-py reconnects by itself after a failure.
+            self._probe = redis.Redis.from_url(
+                self._url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+            )
+        try:
+            self._probe.ping()
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            self._health.failed(err)
+            raise DatastoreUnavailableError("redis", _first_line(err)) from err
+        self._health.succeeded()
 
     def run(self, action: Callable[[redis.Redis], T]) -> T:
         """Run `action` against Redis; connection failures become DatastoreUnavailableError."""
@@ -150,8 +201,10 @@ class RedisStore:
         return result
 
     def close(self) -> None:
-        """Close the client's connections."""
+        """Close the clients' connections."""
         self.client.close()
+        if self._probe is not None:
+            self._probe.close()
 
 
 def _first_line(err: BaseException) -> str:

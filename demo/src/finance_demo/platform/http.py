@@ -1,8 +1,9 @@
-"""A service's HTTP surface: routes by template, /metrics, /healthz, and the instrumentation.
+"""A service's HTTP surface: routes by template, /metrics, /healthz, /readyz, the instrumentation.
 
 Every request to a route is timed, counted by its route template (never the raw path), traced
-(the caller's W3C traceparent is continued) and logged. /metrics and /healthz are not counted,
-and /healthz never touches a datastore.
+(the caller's W3C traceparent is continued) and logged. /metrics, /healthz and /readyz are not
+counted. /healthz (liveness) never touches a datastore; /readyz (readiness) asks each datastore
+within a short deadline and answers 503 naming the ones that failed (readiness.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from finance_demo.platform.datastores import DatastoreUnavailableError
 from finance_demo.platform.logs import current_service
 from finance_demo.platform.metrics import ServiceMetrics
+from finance_demo.platform.readiness import Readiness
 from finance_demo.platform.tracing import trace_ids
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class Service:
     routes: Sequence[Route]
     metrics: ServiceMetrics
     tracer: Tracer
+    readiness: Readiness
 
 
 def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
@@ -109,6 +112,12 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
                 self._send(200, encoder(service.metrics.registry), content_type)
             elif self.command == "GET" and path == "/healthz":
                 self._send(200, b"ok\n", "text/plain; charset=utf-8")
+            elif self.command == "GET" and path == "/readyz":
+                report = service.readiness.check()
+                body = {"ready": report.ready, "failing": dict(report.failing)}
+                self._send(
+                    200 if report.ready else 503, json.dumps(body).encode(), "application/json"
+                )
             else:
                 self._serve(path)
 

@@ -1,9 +1,9 @@
 """The local alert receiver: records every notification Alertmanager sends to it.
 
 With no Slack webhook or PagerDuty key configured, every receiver of alertmanager.yml points
-here (`finance-demo alert-sink`), so the alerting pipeline can be proven end to end without any
-SaaS. It keeps the last notifications in memory only: a restart forgets them, which is fine for
-a drill and for tests, and it never grows without bound.
+here (`python3 -m finance_stack alert-sink`), so the alerting pipeline can be proven end to end
+without any SaaS. It keeps the last notifications in memory only: a restart forgets them, which
+is fine for a drill and for tests, and it never grows without bound.
 
   POST <any path>                 record {path, receiver, time, body}; answer as Slack does
   GET  /notifications[?receiver=] the recorded notifications, oldest first, as a JSON list
@@ -12,8 +12,11 @@ a drill and for tests, and it never grows without bound.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import signal
+import sys
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -24,7 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9095
 MAX_NOTIFICATIONS = 1000
 # Alertmanager's largest bodies (a group of many alerts, PagerDuty's details) stay far below this.
 MAX_BODY_BYTES = 1024 * 1024
@@ -141,3 +143,61 @@ def parse_listen(text: str) -> tuple[str, int]:
 def make_server(listen: str, capacity: int = MAX_NOTIFICATIONS) -> AlertSinkServer:
     """Bind the sink (port 0 picks a free one); the caller runs serve_forever()."""
     return AlertSinkServer(parse_listen(listen), NotificationLog(capacity))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with ECS field names."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        document = {
+            "@timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "log.level": record.levelname.lower(),
+            "log.logger": record.name,
+            "message": record.getMessage(),
+            **(fields if isinstance(fields, dict) else {}),
+        }
+        return json.dumps(document)
+
+
+def main(argv: list[str]) -> int:
+    """`alert-sink [--listen HOST:PORT]`: serve the local alert receiver until SIGTERM or Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="finance_stack alert-sink",
+        description="Record the notifications Alertmanager sends (GET /notifications lists them).",
+        epilog="exit status: 0 stopped, 1 cannot listen, 2 usage error",
+    )
+    parser.add_argument(
+        "--listen",
+        required=True,
+        help="HOST:PORT to listen on (docker-compose.yml gives the alert-sink service's)",
+    )
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    try:
+        server = make_server(args.listen)
+    except (ValueError, OSError) as err:
+        print(f"finance_stack alert-sink: error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ValueError) else 1
+
+    # As PID 1 in a container, SIGTERM has no default action: stop on it explicitly.
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    host, port = server.server_address[:2]
+    logger.info(
+        "alert-sink listening", extra={"fields": {"server.address": str(host), "server.port": port}}
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,33 +1,36 @@
-"""The Compose stack's one-off jobs: generate its secrets, and set up the demo datastores."""
+"""Generate the stack's secrets into a folder, each file owned by the uid that reads it.
+
+Run by the `secrets-init` job in every profile: `python3 -m finance_stack secrets FOLDER --chown`.
+Safe to re-run: a generated secret is kept forever after, the derived ones are rewritten.
+"""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import secrets
-import time
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
-import redis
-from psycopg import sql
-
-from finance_demo.access import (
+from finance_stack.access import (
     POSTGRES_EXPORTER_ROLE,
     POSTGRES_PLATFORM_ROLE,
+    REDIS_EXPORTER_COMMANDS,
+    REDIS_EXPORTER_KEYS,
+    REDIS_EXPORTER_SERVICE_COMMANDS,
+    REDIS_EXPORTER_SERVICE_KEYS,
+    REDIS_EXPORTER_SERVICE_USER,
+    REDIS_EXPORTER_USER,
     REDIS_PLATFORM_COMMANDS,
     REDIS_PLATFORM_KEYS,
     REDIS_PLATFORM_USER,
     redis_acl_rules,
-    set_postgres_exporter_password,
-    set_postgres_platform_password,
 )
-from finance_demo.migrate import migrate
-from finance_demo.seed import SeedPlan, seed_postgres, seed_redis
 
 # Who reads each secret inside the stack. A secret file is 0600, so it is owned by the uid of
 # the process that reads it: our images run as 10001, upstream Redis as 999, Elasticsearch,
@@ -47,7 +50,7 @@ GENERATED: dict[str, int] = {
     "redis_admin_password": EXPORTERS_UID,
     "exporter_redis_password": EXPORTERS_UID,
     "redis_exporter_password": EXPORTERS_UID,
-    # The demo platform (tools image, uid 10001): its Postgres role and Redis user.
+    # The demo platform (demo image, uid 10001): its Postgres role and Redis user.
     "platform_pg_password": EXPORTERS_UID,
     "platform_redis_password": EXPORTERS_UID,
     "grafana_admin_password": GRAFANA_UID,
@@ -64,28 +67,41 @@ DERIVED: dict[str, int] = {
     "platform_database_url": EXPORTERS_UID,
     "platform_redis_url": EXPORTERS_UID,
 }
-DEMO_POSTGRES = "demo-postgres:5432"
-DEMO_DATABASE = "platform"
-DEMO_REDIS = "demo-redis:6379"
-# The redis-exporter service's Redis user (REDIS_USER in docker-compose.yml).
-REDIS_EXPORTER_SERVICE_USER = "redis_exporter"
-POSTGRES_EXPORTER_ROLE_NAME = "postgres_exporter"
+# The demo datastores (compose services demo-postgres, demo-redis), where every URL points unless
+# DATABASE_URL / REDIS_URL say otherwise.
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the stack's own services listen, as docker-compose.yml says (the secrets-init
+    service's command passes them): the demo datastores and the local alert sink."""
+
+    demo_postgres: str  # host:port/database
+    demo_redis: str  # host:port
+    alert_sink: str  # http://host:port
+
 
 # The receiver secrets alertmanager.yml reads (folder `alerting`, mounted at
 # /run/secrets/alerting), each with its default: the local alert-sink service, so that with
 # nothing configured every notification still lands where it can be checked. A file the user
 # has filled in (a Slack webhook URL, a PagerDuty integration key) is never overwritten.
 ALERTING_FOLDER = "alerting"
-ALERT_SINK_URL = "http://alert-sink:9095"
 ALERTING_TEAMS = ("sre", "platform", "payments", "trading", "business", "security", "ai")
+# Each receiver secret and its default: a path on the alert sink, or a literal value.
 ALERTING: dict[str, str] = {
-    **{f"slack_{team}_url": f"{ALERT_SINK_URL}/slack/{team}" for team in ALERTING_TEAMS},
-    "watchdog_url": f"{ALERT_SINK_URL}/watchdog",
+    **{f"slack_{team}_url": f"/slack/{team}" for team in ALERTING_TEAMS},
+    "watchdog_url": "/watchdog",
     # Not a PagerDuty key: global.pagerduty_url sends events to the alert-sink until changed.
     "pagerduty_routing_key": "local-alert-sink",
 }
 
-Progress = Callable[[str], None]
+
+def alerting_defaults(alert_sink: str) -> dict[str, str]:
+    """The receiver secrets' defaults with the alert sink's URL."""
+    return {
+        name: f"{alert_sink}{value}" if value.startswith("/") else value
+        for name, value in ALERTING.items()
+    }
 
 
 def _acl(name: str, password: str, rules: str) -> str:
@@ -94,55 +110,54 @@ def _acl(name: str, password: str, rules: str) -> str:
     return f"user {name} on #{digest} {rules}"
 
 
-def derive(values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+def derive(
+    values: Mapping[str, str], environ: Mapping[str, str], endpoints: Endpoints
+) -> dict[str, str]:
     """The secrets computed from the generated ones (and from DATABASE_URL / REDIS_URL if set)."""
-    exporter_pg = quote(values["exporter_pg_password"], safe="")
-    exporter_redis = quote(values["exporter_redis_password"], safe="")
     acl = [
         # Unauthenticated clients may only ping (the healthcheck) and log in.
         "user default on nopass resetchannels -@all +ping +auth +hello",
         _acl("admin", values["redis_admin_password"], "~* &* +@all"),
         _acl(
-            "finance_exporter",
+            REDIS_EXPORTER_USER,
             values["exporter_redis_password"],
-            "resetchannels ~md:last_tick:* ~orders:queue:* ~signals:active:* "
-            "-@all +ping +mget +llen +scard +hello +auth",
+            redis_acl_rules(REDIS_EXPORTER_KEYS, REDIS_EXPORTER_COMMANDS),
         ),
         _acl(
             REDIS_EXPORTER_SERVICE_USER,
             values["redis_exporter_password"],
-            "resetchannels ~* -@all +@read +@connection +info +config|get +client|list "
-            "+slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|usage",
+            redis_acl_rules(REDIS_EXPORTER_SERVICE_KEYS, REDIS_EXPORTER_SERVICE_COMMANDS),
         ),
-    ]
-    acl.append(
         _acl(
             REDIS_PLATFORM_USER,
             values["platform_redis_password"],
             redis_acl_rules(REDIS_PLATFORM_KEYS, REDIS_PLATFORM_COMMANDS),
-        )
-    )
+        ),
+    ]
+    postgres_address, redis_address = endpoints.demo_postgres, endpoints.demo_redis
+    exporter_pg = quote(values["exporter_pg_password"], safe="")
+    exporter_redis = quote(values["exporter_redis_password"], safe="")
     platform_pg = quote(values["platform_pg_password"], safe="")
     platform_redis = quote(values["platform_redis_password"], safe="")
     # redis_exporter reads a JSON map of Redis address to password. Since v1.70 it looks the
     # address up with the user in it (exporter/redis.go, lookupPasswordInPasswordMap); the bare
     # address is what older versions look up.
     exporter_passwords = {
-        f"redis://{REDIS_EXPORTER_SERVICE_USER}@{DEMO_REDIS}": values["redis_exporter_password"],
-        f"redis://{DEMO_REDIS}": values["redis_exporter_password"],
+        f"redis://{REDIS_EXPORTER_SERVICE_USER}@{redis_address}": values["redis_exporter_password"],
+        f"redis://{redis_address}": values["redis_exporter_password"],
     }
     return {
         "redis_acl": "\n".join(acl) + "\n",
         "redis_exporter_passwords": json.dumps(exporter_passwords) + "\n",
         "exporter_database_url": environ.get("DATABASE_URL")
-        or f"postgresql://{POSTGRES_EXPORTER_ROLE}:{exporter_pg}@{DEMO_POSTGRES}/{DEMO_DATABASE}",
+        or f"postgresql://{POSTGRES_EXPORTER_ROLE}:{exporter_pg}@{postgres_address}",
         "exporter_redis_url": environ.get("REDIS_URL")
-        or f"redis://finance_exporter:{exporter_redis}@{DEMO_REDIS}/0",
+        or f"redis://{REDIS_EXPORTER_USER}:{exporter_redis}@{redis_address}/0",
         # The demo platform writes: always the demo datastores, never DATABASE_URL / REDIS_URL.
         "platform_database_url": (
-            f"postgresql://{POSTGRES_PLATFORM_ROLE}:{platform_pg}@{DEMO_POSTGRES}/{DEMO_DATABASE}"
+            f"postgresql://{POSTGRES_PLATFORM_ROLE}:{platform_pg}@{postgres_address}"
         ),
-        "platform_redis_url": f"redis://{REDIS_PLATFORM_USER}:{platform_redis}@{DEMO_REDIS}/0",
+        "platform_redis_url": f"redis://{REDIS_PLATFORM_USER}:{platform_redis}@{redis_address}/0",
     }
 
 
@@ -154,7 +169,9 @@ class SecretsReport:
     kept: list[str]
 
 
-def write_secrets(folder: Path, environ: Mapping[str, str], chown: bool) -> SecretsReport:
+def write_secrets(
+    folder: Path, environ: Mapping[str, str], chown: bool, endpoints: Endpoints
+) -> SecretsReport:
     """Create missing secrets (kept forever after) and rewrite the derived ones; all 0600."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
@@ -167,14 +184,17 @@ def write_secrets(folder: Path, environ: Mapping[str, str], chown: bool) -> Secr
         else:
             values[name] = secrets.token_urlsafe(24)
             created.append(name)
-    contents = {**{name: values[name] + "\n" for name in GENERATED}, **derive(values, environ)}
+    contents = {
+        **{name: values[name] + "\n" for name in GENERATED},
+        **derive(values, environ, endpoints),
+    }
     owners = {**GENERATED, **DERIVED}
     for name, text in contents.items():
         _write_private(folder / name, text, owners[name] if chown else None)
     return SecretsReport(created=created, kept=kept)
 
 
-def write_alerting_secrets(folder: Path, chown: bool) -> SecretsReport:
+def write_alerting_secrets(folder: Path, chown: bool, alert_sink: str) -> SecretsReport:
     """Write each missing receiver secret with its alert-sink default; keep the others."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
@@ -182,7 +202,7 @@ def write_alerting_secrets(folder: Path, chown: bool) -> SecretsReport:
     if uid is not None:
         os.chown(folder, uid, uid)
     created, kept = [], []
-    for name, default in ALERTING.items():
+    for name, default in alerting_defaults(alert_sink).items():
         path = folder / name
         if path.exists() and path.read_text(encoding="utf-8").strip():
             kept.append(name)
@@ -207,63 +227,44 @@ def _write_private(path: Path, text: str, uid: int | None) -> None:
     os.replace(tmp, path)
 
 
-def _read(folder: Path, name: str) -> str:
-    return (folder / name).read_text(encoding="utf-8").strip()
+def _progress(message: str) -> None:
+    print(f"[+] {message}", file=sys.stderr, flush=True)
 
 
-def _connect_with_retry(
-    url: str, deadline: float, progress: Progress
-) -> psycopg.Connection[tuple[object, ...]]:
-    while True:
-        try:
-            return psycopg.connect(url, autocommit=True, connect_timeout=5)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            progress("waiting for postgres...")
-            time.sleep(2)
-
-
-def setup_demo(
-    secrets_dir: Path, payments: int, progress: Progress, timeout_seconds: float = 120
-) -> None:
-    """Migrate, create least-privilege roles, and seed the demo datastores once (idempotent)."""
-    superuser = quote(_read(secrets_dir, "postgres_password"), safe="")
-    admin_url = f"postgresql://postgres:{superuser}@{DEMO_POSTGRES}/{DEMO_DATABASE}"
-    with _connect_with_retry(admin_url, time.monotonic() + timeout_seconds, progress) as conn:
-        applied = migrate(conn)
-        progress(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
-        set_postgres_exporter_password(conn, _read(secrets_dir, "exporter_pg_password"))
-        set_postgres_platform_password(conn, _read(secrets_dir, "platform_pg_password"))
-        _postgres_exporter_role(conn, _read(secrets_dir, "postgres_exporter_password"))
-        row = conn.execute("SELECT EXISTS (SELECT 1 FROM payments)").fetchone()
-        if row is not None and row[0]:
-            progress("demo data already seeded")
-            return
-        plan = SeedPlan(payments=payments)
-        counts = seed_postgres(conn, plan, progress)
-        progress(f"seeded postgres: {counts.get('payments', 0)} payments")
-        client = redis.Redis(
-            host=DEMO_REDIS.split(":")[0],
-            port=int(DEMO_REDIS.split(":")[1]),
-            username="admin",
-            password=_read(secrets_dir, "redis_admin_password"),
-            socket_timeout=30,
+def main(argv: list[str]) -> int:
+    """`secrets FOLDER [--chown] --demo-postgres … --demo-redis … --alert-sink …`: write the
+    stack's secrets and the alerting receivers' files."""
+    parser = argparse.ArgumentParser(
+        prog="finance_stack secrets",
+        description="Generate the stack's secrets into FOLDER (kept across runs; all mode 0600).",
+        epilog="environment: DATABASE_URL, REDIS_URL replace the demo datastores' URLs\n\n"
+        "exit status: 0 ok, 1 error, 2 usage error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("folder", type=Path, help="where the secret files go (mode 0600)")
+    parser.add_argument("--chown", action="store_true", help="give each file to its reader's uid")
+    parser.add_argument(
+        "--demo-postgres", required=True, help="HOST:PORT/DATABASE of demo-postgres"
+    )
+    parser.add_argument("--demo-redis", required=True, help="HOST:PORT of demo-redis")
+    parser.add_argument("--alert-sink", required=True, help="http://HOST:PORT of the alert sink")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        endpoints = Endpoints(args.demo_postgres, args.demo_redis, args.alert_sink)
+        report = write_secrets(args.folder, os.environ, chown=args.chown, endpoints=endpoints)
+        _progress(
+            f"secrets in {args.folder}: created {len(report.created)}, kept {len(report.kept)}"
         )
-        try:
-            seed_redis(client, conn, plan)
-        finally:
-            client.close()
-        progress("seeded redis")
-
-
-def _postgres_exporter_role(conn: psycopg.Connection[tuple[object, ...]], password: str) -> None:
-    """A monitoring role for postgres-exporter: pg_monitor, nothing else."""
-    role = sql.Identifier(POSTGRES_EXPORTER_ROLE_NAME)
-    exists = conn.execute(
-        "SELECT 1 FROM pg_roles WHERE rolname = %s", (POSTGRES_EXPORTER_ROLE_NAME,)
-    ).fetchone()
-    if not exists:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 3").format(role))
-    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
-    conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(role))
+        folder = args.folder / ALERTING_FOLDER
+        alerting = write_alerting_secrets(folder, chown=args.chown, alert_sink=args.alert_sink)
+        _progress(
+            f"alerting receivers in {folder}: {len(alerting.kept)} configured, "
+            f"{len(alerting.created)} new pointing at the local alert-sink"
+        )
+    except (ValueError, OSError) as err:
+        print(f"finance_stack secrets: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -10,8 +10,8 @@ import yaml
 import finance_demo.access as demo
 import finance_demo.setup as setup
 import finance_stack.access as stack
-import finance_stack.secrets as secrets
 from support.repo import ROOT
+from support.stack import ENDPOINTS
 
 MIGRATIONS = ROOT / "demo" / "src" / "finance_demo" / "migrations"
 
@@ -48,8 +48,9 @@ def test_the_redis_exporter_services_user_is_the_one_the_acl_file_holds() -> Non
 
 
 def test_setup_and_the_secrets_point_at_the_same_demo_datastores() -> None:
-    assert (setup.DEMO_POSTGRES, setup.DEMO_DATABASE, setup.DEMO_REDIS) == (
-        secrets.DEMO_POSTGRES,
-        secrets.DEMO_DATABASE,
-        secrets.DEMO_REDIS,
+    """The demo's setup job and the secrets job (given its addresses by docker-compose.yml)
+    name the same demo Postgres, database and Redis."""
+    assert (f"{setup.DEMO_POSTGRES}/{setup.DEMO_DATABASE}", setup.DEMO_REDIS) == (
+        ENDPOINTS.demo_postgres,
+        ENDPOINTS.demo_redis,
     )

@@ -991,6 +991,41 @@ def test_a_crash_looping_service_fails_start_at_once_with_its_log(
         compose_down(root, env)
 
 
+@pytest.mark.timeout(900)
+def test_a_profile_without_demo_builds_no_demo_image(
+    standin_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The core alone (no profile): secrets-init and alert-sink come from the stack's own image,
+    so nothing builds the demo's image or its dependencies."""
+    root = copy_repo(tmp_path / "repo")
+    tag = uuid.uuid4().hex[:8]
+    project = f"aif-core-{tag}"
+    env = {
+        **stack_env(standin_env, project),
+        "COMPOSE_PROFILES": "",
+        "DEMO_IMAGE": f"ai-finance/demo:core-{tag}",
+        "STACK_IMAGE": f"ai-finance/stack:core-{tag}",
+    }
+    client = engine(env["DOCKER_HOST"])
+    try:
+        started = run_script(root, env, "start", timeout=900)
+        assert started.returncode == 0, (started.stderr + started.stdout)[-4000:]
+        running = {
+            c.labels["com.docker.compose.service"]
+            for c in client.containers.list(
+                filters={"label": f"com.docker.compose.project={project}"}
+            )
+        }
+        assert "alert-sink" in running and not any(s.startswith("demo-") for s in running)
+        assert client.images.list(name=env["STACK_IMAGE"]) != []
+        assert client.images.list(name=env["DEMO_IMAGE"]) == []
+    finally:
+        compose_down(root, env)
+        for image in (env["STACK_IMAGE"], env["DEMO_IMAGE"]):
+            if client.images.list(name=image):
+                client.images.remove(image)
+
+
 def test_teardown_leaves_nothing_behind(standin_env: dict[str, str], stack: Stack) -> None:
     # Runs last in this module: the stack fixture's own teardown is checked by the next session;
     # here the explicit `down --volumes` that teardown performs is run and verified.

@@ -362,9 +362,17 @@ def test_later_commands_act_on_the_profiles_start_ran(stack: Stack) -> None:
 def test_alert_links_open_on_the_host(stack: Stack) -> None:
     """Prometheus and Alertmanager know their external URLs: an alert's link opens on the host,
     not at a container id."""
-    alerts = get_json(stack.url("ALERTMANAGER_PORT", "/api/v2/alerts"))
-    assert isinstance(alerts, list) and alerts, alerts
-    watchdog = next(a for a in alerts if a["labels"]["alertname"] == "Watchdog")
+    # poll every 2s, at most 180s: Watchdog reaches Alertmanager after the first rule evaluation
+    deadline = time.monotonic() + 180
+    while True:
+        alerts = get_json(
+            stack.url("ALERTMANAGER_PORT", "/api/v2/alerts?filter=alertname%3DWatchdog")
+        )
+        if (isinstance(alerts, list) and alerts) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert isinstance(alerts, list) and alerts, "Watchdog never reached Alertmanager"
+    watchdog = alerts[0]
     prefix = f"http://localhost:{stack.env['PROMETHEUS_PORT']}/graph?"
     assert watchdog["generatorURL"].startswith(prefix), watchdog["generatorURL"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -134,3 +135,29 @@ def test_deadline_is_the_scrape_timeout_minus_the_offset(
 ) -> None:
     expected = served.clock.monotonic() + timeout_seconds - OFFSET_SECONDS
     assert served.server.deadline(header) == expected
+
+
+def test_concurrent_scrapers_queue_instead_of_being_dropped() -> None:
+    """While the server is busy (here: not accepting yet), the kernel queues up to the listen
+    backlog; with socketserver's default of 5 the seventh connection's SYN is dropped and its
+    connect waits for a retransmit (1 s, then 3, then 7). 64 connects, none refused or delayed,
+    and each is then answered."""
+    server = Served().server
+    host, port = server.server_address[:2]
+    clients = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    try:
+        for _ in range(64):
+            client = socket.create_connection((str(host), port), timeout=0.5)
+            clients.append(client)
+        thread.start()
+        for client in clients:
+            client.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        answers = [client.recv(64).split(b"\r\n", 1)[0] for client in clients]
+        assert answers == [b"HTTP/1.0 200 OK"] * 64
+    finally:
+        for client in clients:
+            client.close()
+        if thread.is_alive():
+            server.shutdown()
+        server.server_close()

@@ -21,10 +21,17 @@ _INDEX = b"""<html><head><title>finance exporter</title></head><body>
 """
 
 
+# Connections the kernel queues before the server accepts them. socketserver's default of 5
+# overflows with 8 or more concurrent scrapers; the clients then retry after 1, 3 and 7 seconds,
+# which was the whole 2-8 s scrape tail measured in issue 15. Linux caps it at somaxconn (4096).
+LISTEN_BACKLOG = 128
+
+
 class ExporterServer(ThreadingHTTPServer):
     """A threaded HTTP server that knows the refresher and how long a scrape may take."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(
         self,

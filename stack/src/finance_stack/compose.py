@@ -43,6 +43,11 @@ class Port:
     variable: str | None
     default: str | None
 
+    @property
+    def local_host(self) -> str:
+        """The address this machine reaches the port at (a wildcard bind is reached locally)."""
+        return "127.0.0.1" if self.host_ip in ("0.0.0.0", "", "::") else self.host_ip
+
 
 @dataclass(frozen=True)
 class Service:

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from finance_stack import health
 from finance_stack.compose import Project
-from finance_stack.health import HEALTH_LABEL, probe_url
 
 RECEIVER = "drill"
 REQUEST_TIMEOUT_SECONDS = 5.0
@@ -50,8 +50,7 @@ def base_url(project: Project, service: str) -> str:
     entry = project.services.get(service)
     if entry is None:
         raise DrillError("post", f"{service} is not part of the running profiles")
-    args = entry.labels.get(HEALTH_LABEL, "").split()
-    url = probe_url(project, entry, int(args[1]), "") if len(args) > 1 else None
+    url = health.base_url(entry)
     if url is None:
         raise DrillError("post", f"{service} has no published port")
     return url

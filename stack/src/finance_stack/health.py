@@ -37,13 +37,20 @@ class Health:
     detail: str
 
 
-def probe_url(project: Project, service: Service, target: int, path: str) -> str | None:
-    """The host URL of a service's container port, or None if it is not published."""
-    port = service.host_port(target)
-    if port is None:
+def health_label(service: Service) -> tuple[str, list[str]]:
+    """(kind, arguments) of a service's ai-finance.health label; ("", []) without one."""
+    kind, _, rest = service.labels.get(HEALTH_LABEL, "").partition(" ")
+    return kind, rest.split()
+
+
+def base_url(service: Service) -> str | None:
+    """The host URL of the container port the health label names; None if the label names no
+    port or the port is not published."""
+    _, args = health_label(service)
+    if not args or not args[0].isdigit():
         return None
-    host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "", "::") else port.host_ip
-    return f"http://{host}:{port.published}{path}"
+    port = service.host_port(int(args[0]))
+    return None if port is None else f"http://{port.local_host}:{port.published}"
 
 
 def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
@@ -103,10 +110,7 @@ def _elasticsearch(component: str, base: str, secrets: Path) -> Health | None:
 
 def _prometheus(component: str, project: Project, metric: str) -> Health | None:
     prometheus = project.services.get("prometheus")
-    kind, _, rest = (prometheus.labels.get(HEALTH_LABEL, "") if prometheus else "").partition(" ")
-    if prometheus is None or kind != "http":
-        return None
-    base = probe_url(project, prometheus, int(rest.split()[0]), "")
+    base = base_url(prometheus) if prometheus is not None else None
     if base is None:
         return None
     url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': metric})}"
@@ -122,13 +126,10 @@ def _prometheus(component: str, project: Project, metric: str) -> Health | None:
 
 def probe(project: Project, service: Service, secrets: Path) -> Health | None:
     """The service's own health, per its label; None when only its container can tell."""
-    kind, _, rest = service.labels.get(HEALTH_LABEL, "").partition(" ")
-    args = rest.split()
+    kind, args = health_label(service)
     if kind == "prometheus" and args:
         return _prometheus(service.name, project, args[0])
-    if kind not in ("http", "exporter", "elasticsearch") or not args:
-        return None
-    base = probe_url(project, service, int(args[0]), "")
+    base = base_url(service) if kind in ("http", "exporter", "elasticsearch") else None
     if base is None:
         return None
     if kind == "http":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from finance_stack.compose import Project
 from finance_stack.envfile import Settings
@@ -13,24 +13,29 @@ class PullError(RuntimeError):
     """An image could not be pulled; the message says how to mirror it."""
 
 
+def present(image: str, environ: Mapping[str, str]) -> bool:
+    """Whether the engine has `image` (nothing is pulled)."""
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", image],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env=dict(environ),
+    )
+    return inspected.returncode == 0
+
+
 def missing(project: Project, settings: Settings) -> list[tuple[str, str, str | None]]:
     """(service, image, variable) of each pulled image the engine does not have yet."""
     wanted: dict[str, tuple[str, str | None]] = {}
     for service in project.services.values():
         if not service.built and service.image:
             wanted.setdefault(service.image, (service.name, service.image_variable))
-    result = []
-    for image, (name, variable) in sorted(wanted.items()):
-        present = subprocess.run(
-            ["docker", "image", "inspect", image],
-            capture_output=True,
-            timeout=60,
-            check=False,
-            env=settings.environ,
-        )
-        if present.returncode != 0:
-            result.append((name, image, variable))
-    return result
+    return [
+        (name, image, variable)
+        for image, (name, variable) in sorted(wanted.items())
+        if not present(image, settings.environ)
+    ]
 
 
 def pull(

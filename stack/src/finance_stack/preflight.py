@@ -129,8 +129,7 @@ def check_ports(project: Project, running: set[str], listening: Callable[[str, i
         if service.name in running:
             continue
         for port in service.ports:
-            host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "") else port.host_ip
-            if listening(host, port.published):
+            if listening(port.local_host, port.published):
                 fix = f"set {port.variable} in .env" if port.variable else "change its port"
                 raise PreflightError(
                     f"port {port.published} on {port.host_ip} (for {service.name}) is already in"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from finance_stack.compose import Project
-from finance_stack.health import HEALTH_LABEL
+from finance_stack.health import health_label
 
 # What a person opens, in the order they are printed; the ports come from the project.
 TITLES = {
@@ -34,8 +34,7 @@ def lines(project: Project) -> list[str]:
         service = project.services.get(name)
         if service is None:
             continue
-        kind, _, rest = service.labels.get(HEALTH_LABEL, "").partition(" ")
-        args = rest.split()
+        kind, args = health_label(service)
         port = service.host_port(int(args[0])) if args and args[0].isdigit() else None
         if port is None:
             continue

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finance_stack import compose, state
+from finance_stack import compose, images, state
 from finance_stack.compose import Project
 from finance_stack.envfile import EnvFileError, Settings
 
@@ -118,10 +118,7 @@ def _pinned_image(root: Path, service: str) -> str | None:
         image = _rendered_image(root, service)
     if image is None:
         return None
-    present = subprocess.run(
-        ["docker", "image", "inspect", image], capture_output=True, timeout=60, check=False
-    )
-    return image if present.returncode == 0 else None
+    return image if images.present(image, os.environ) else None
 
 
 def _rendered_image(root: Path, service: str) -> str | None:

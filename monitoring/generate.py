@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from monitoring import dashboards
+from monitoring import alerting, application, dashboards
 from monitoring.inventory import Inventory
 from monitoring.slo import HEADER, service_rules
 
@@ -44,16 +44,37 @@ def _slo_rules(inventory: Inventory) -> dict[Path, str]:
     return files
 
 
-def render(inventory: Inventory) -> dict[Path, str]:
-    """Every generated file (SLO rules, dashboards), by path relative to the repository root."""
-    return {**_slo_rules(inventory), **dashboards.render(inventory)}
+APPLICATION_RULES = Path("prometheus/rules/application.rules.yml")
+SHARED_DIRS = {Path("prometheus/rules"), Path("alertmanager"), Path("alertmanager/tests")}
+
+
+def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
+    """Every generated file (application and SLO rules, Alertmanager's generated parts and its
+    route tests, dashboards), by path relative to the repository root. Reads the hand-written
+    rules and alertmanager.yml under `root`."""
+    rules = {
+        APPLICATION_RULES: application.HEADER + dump(application.rules(inventory)),
+        **_slo_rules(inventory),
+    }
+    config = (root / alerting.CONFIG).read_text(encoding="utf-8")
+    return {
+        **rules,
+        alerting.CONFIG: alerting.render_config(
+            inventory, config, alerting.rule_texts(root, rules)
+        ),
+        alerting.ROUTES: alerting.render_routes(inventory, root, rules),
+        **dashboards.render(inventory),
+    }
 
 
 def write(root: Path, files: dict[Path, str]) -> list[Path]:
     """Write `files` under `root`, removing generated files no longer produced."""
     for directory in {root / path.parent for path in files}:
         directory.mkdir(parents=True, exist_ok=True)
-    generated = [p for d in {root / path.parent for path in files} for p in d.glob("*.yml")]
+    # Directories that only generated files live in lose the files no longer produced; those that
+    # also hold hand-written files (prometheus/rules, alertmanager) are left alone.
+    owned = {path.parent for path in files} - SHARED_DIRS
+    generated = [p for d in owned for p in (root / d).glob("*.yml")]
     if any(path.is_relative_to(dashboards.DASHBOARD_DIR) for path in files):
         generated += (root / dashboards.DASHBOARD_DIR).rglob("*.json")
     for stale in generated:

@@ -51,25 +51,74 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Team:
+    """A team that owns alerts, and where its pages are mailed."""
+
+    name: str
+    email: str
+
+    @property
+    def receivers(self) -> tuple[str, str, str]:
+        """Its Slack channel, its PagerDuty service and its mailbox, as Alertmanager receivers."""
+        return (self.name, f"{self.name}-pagerduty", f"{self.name}-email")
+
+
+@dataclass(frozen=True)
+class Market:
+    """A market whose providers' feeds tick only while it is open (`open` None: never closes).
+    `open` is a list of Alertmanager time_interval specs, in UTC."""
+
+    name: str
+    providers: tuple[str, ...]
+    open: tuple[dict[str, Any], ...] | None
+
+
+@dataclass(frozen=True)
 class Inventory:
     """Everything the generators and checks read."""
 
     runbook_base: str
     grafana_url: str
-    teams: dict[str, str]
+    teams: dict[str, Team]
     folders: dict[str, str]
     dashboards: dict[str, dict[str, str]]
     slo_window: str
     services: tuple[Service, ...]
     burn_rates: tuple[BurnRate, ...]
     min_request_rate: float
+    latency_buckets_seconds: tuple[float, ...] = ()
+    markets: tuple[Market, ...] = ()
+    market_alerts: tuple[str, ...] = ()
 
     def dashboard_uids(self) -> set[str]:
         """Every dashboard uid an alert may link to."""
         return set(self.dashboards) | {f"services-{s.name}" for s in self.services}
 
 
-def _service(name: str, raw: dict[str, Any], teams: dict[str, str]) -> Service:
+def _team(name: str, raw: Any) -> Team:
+    if not isinstance(raw, dict) or set(raw) != {"email"} or "@" not in str(raw["email"]):
+        raise InventoryError(f"team {name}: expected {{email: <address>}}, got {raw!r}")
+    return Team(name=name, email=str(raw["email"]))
+
+
+def _market(name: str, raw: Any) -> Market:
+    if (
+        not isinstance(raw, dict)
+        or not set(raw) <= {"providers", "open"}
+        or not raw.get("providers")
+    ):
+        raise InventoryError(f"market {name}: expected {{providers: [...], open: [...]}}")
+    opened = raw.get("open")
+    if opened is not None and (not isinstance(opened, list) or not opened):
+        raise InventoryError(f"market {name}: open must be a list of time_interval specs")
+    return Market(
+        name=name,
+        providers=tuple(str(p) for p in raw["providers"]),
+        open=None if opened is None else tuple(dict(spec) for spec in opened),
+    )
+
+
+def _service(name: str, raw: dict[str, Any], teams: dict[str, Team]) -> Service:
     service = Service(
         name=name,
         team=str(raw["team"]),
@@ -89,7 +138,7 @@ def _service(name: str, raw: dict[str, Any], teams: dict[str, str]) -> Service:
 def load(path: Path = INVENTORY) -> Inventory:
     """Read and check the inventory."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    teams = {name: str(team["receiver"]) for name, team in raw["teams"].items()}
+    teams = {name: _team(name, team) for name, team in raw["teams"].items()}
     services = tuple(_service(n, s, teams) for n, s in raw["services"].items())
     rates = tuple(
         BurnRate(
@@ -112,6 +161,9 @@ def load(path: Path = INVENTORY) -> Inventory:
         services=services,
         burn_rates=rates,
         min_request_rate=float(raw["min_request_rate"]),
+        latency_buckets_seconds=tuple(float(b) for b in raw["latency_buckets_seconds"]),
+        markets=tuple(_market(n, m) for n, m in (raw.get("markets") or {}).items()),
+        market_alerts=tuple(str(a) for a in raw.get("market_alerts") or ()),
     )
     check(inventory)
     return inventory
@@ -123,6 +175,17 @@ def check(inventory: Inventory) -> None:
     for uid, meta in inventory.dashboards.items():
         if meta["folder"] not in inventory.folders:
             raise InventoryError(f"dashboard {uid}: folder {meta['folder']!r} is not in folders")
+    for service in inventory.services:
+        if service.latency_seconds not in inventory.latency_buckets_seconds:
+            bounds = ", ".join(f"{b:g}" for b in inventory.latency_buckets_seconds)
+            raise InventoryError(
+                f"service {service.name}: latency_seconds {service.latency_seconds:g} is not a "
+                f"bucket bound of http_request_duration_seconds ({bounds}); the latency SLI "
+                "counts requests at or under a bound, so it would measure nothing"
+            )
+    providers = [p for market in inventory.markets for p in market.providers]
+    if len(providers) != len(set(providers)):
+        raise InventoryError(f"markets: a provider is in two markets: {sorted(providers)}")
     for rate in inventory.burn_rates:
         if seconds(rate.short) >= seconds(rate.long):
             raise InventoryError(f"burn {rate.burn}: short window must be shorter than long")

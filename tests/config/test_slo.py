@@ -57,13 +57,37 @@ def test_a_short_window_longer_than_the_long_one_is_rejected() -> None:
         check(dataclasses.replace(inventory, burn_rates=rows))
 
 
-def test_slo_unit_tests_pass() -> None:
+SLO_TESTS = sorted((ROOT / "prometheus/tests").glob("slo*.test.yml"))
+
+
+@pytest.mark.parametrize("test_file", SLO_TESTS, ids=lambda p: p.name)
+def test_slo_unit_tests_pass(test_file: Path) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool not found: tests/run.sh builds it (pinned-go.sh)"
     result = subprocess.run(
-        [promtool, "test", "rules", str(ROOT / "prometheus/tests/slo.test.yml")],
+        [promtool, "test", "rules", str(test_file)],
         capture_output=True,
         text=True,
         check=False,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_slo_tests_include_the_window_and_the_hard_down_cases() -> None:
+    assert [p.name for p in SLO_TESTS] == ["slo.test.yml", "slo.window.test.yml"]
+    assert "Hard down" in (ROOT / "prometheus/tests/slo.test.yml").read_text()
+
+
+def test_a_latency_threshold_between_bucket_bounds_is_refused() -> None:
+    inventory = load()
+    service = dataclasses.replace(inventory.services[0], latency_seconds=0.3)
+    with pytest.raises(InventoryError, match="not a bucket bound") as raised:
+        check(dataclasses.replace(inventory, services=(service,)))
+    assert "0.25, 0.5" in str(raised.value)
+
+
+def test_the_inventory_buckets_are_the_demo_platforms() -> None:
+    from finance_demo.platform.metrics import DURATION_BUCKETS_SECONDS
+
+    assert load().latency_buckets_seconds == DURATION_BUCKETS_SECONDS

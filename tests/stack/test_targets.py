@@ -4,18 +4,20 @@ profiles run, so a service left out is not scraped and TargetDown does not fire 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from finance_demo.platform.app import ports
 from finance_stack.compose import Project, read_project
 from finance_stack.envfile import Settings
-from finance_stack.targets import SCRAPE_JOB, write_targets
+from finance_stack.targets import SCRAPE_JOB, SCRAPE_SERVICES, scrape_targets, write_targets
 from support.repo import ROOT, copy_repo
 
 PROMETHEUS_YML = ROOT / "prometheus" / "prometheus.yml"
@@ -77,7 +79,15 @@ def test_demo_profile_writes_only_its_jobs_and_removes_stale_ones(tmp_path: Path
         "redis redis-exporter:9121",
     ]
     assert json.loads((directory / "postgres.json").read_text()) == [
-        {"targets": ["postgres-exporter:9187"], "labels": {"datastore": "demo-postgres"}}
+        {
+            "targets": ["postgres-exporter:9187"],
+            "labels": {"service": "postgres-exporter", "datastore": "demo-postgres"},
+        }
+    ]
+    # Each of the demo platform's ports is its own service: the label alerts and pages match on.
+    assert json.loads((directory / "platform.json").read_text()) == [
+        {"targets": [f"demo-platform:{port}"], "labels": {"service": name}}
+        for name, port in ports().items()
     ]
     assert (directory / "redis.json").stat().st_mode & 0o777 == 0o644
     # Everything on: every optional job; nothing on: none left.
@@ -111,3 +121,22 @@ def test_promtool_accepts_the_written_targets(tmp_path: Path) -> None:
     (root / "prometheus" / "targets" / "redis.json").write_text('[{"targets": "redis"}]\n')
     broken = check_config(root)
     assert broken.returncode != 0, broken.stdout + broken.stderr
+
+
+def test_the_platform_services_are_the_inventorys_in_port_order() -> None:
+    from monitoring.inventory import load
+
+    labels = compose_services()["demo-platform"]["labels"]
+    assert labels[SCRAPE_SERVICES].split(",") == list(ports())
+    assert list(ports()) == [s.name for s in load().services]
+
+
+def test_a_services_label_that_does_not_match_the_ports_is_refused() -> None:
+    project = with_profiles("demo")
+    platform = project.services["demo-platform"]
+    broken = dataclasses.replace(
+        platform, labels={**platform.labels, SCRAPE_SERVICES: "api-gateway,payment"}
+    )
+    services = {**project.services, "demo-platform": broken}
+    with pytest.raises(ValueError, match="names 2 services for 5 ports"):
+        scrape_targets(dataclasses.replace(project, services=services))

@@ -45,12 +45,16 @@ class SnapshotCollector:
         yield up
         success = GaugeMetricFamily(sm.QUERY_SUCCESS, sm.QUERY_SUCCESS_HELP, labels=["query"])
         duration = GaugeMetricFamily(sm.QUERY_DURATION, sm.QUERY_DURATION_HELP, labels=["query"])
+        # The query's datastore (`source`, as in finance_exporter_up) lets an alert about a
+        # datastore that is down mute only the queries that read it.
         last = GaugeMetricFamily(
-            sm.QUERY_LAST_SUCCESS, sm.QUERY_LAST_SUCCESS_HELP, labels=["query"]
+            sm.QUERY_LAST_SUCCESS, sm.QUERY_LAST_SUCCESS_HELP, labels=["query", "source"]
         )
-        runs = CounterMetricFamily(sm.QUERY_RUNS, sm.QUERY_RUNS_HELP, labels=["query"])
+        runs = CounterMetricFamily(
+            sm.QUERY_RUNS, sm.QUERY_RUNS_HELP, labels=["query", "source"]
+        )
         errors = CounterMetricFamily(
-            sm.QUERY_ERRORS, sm.QUERY_ERRORS_HELP, labels=["query", "reason"]
+            sm.QUERY_ERRORS, sm.QUERY_ERRORS_HELP, labels=["query", "source", "reason"]
         )
         skipped = CounterMetricFamily(
             sm.SKIPPED_VALUES, sm.SKIPPED_VALUES_HELP, labels=["query", "reason"]
@@ -59,11 +63,14 @@ class SnapshotCollector:
         for name, state in sorted(self._snapshot.queries.items()):
             success.add_metric([name], 1.0 if state.last_success else 0.0)
             duration.add_metric([name], state.duration_seconds)
+            source = state.spec.source
             if state.loaded_at is not None:
-                last.add_metric([name], state.loaded_at)
-            runs.add_metric([name], float(state.runs_total))
+                last.add_metric([name, source], state.loaded_at)
+            runs.add_metric([name, source], float(state.runs_total))
             for reason in sm.REFRESH_REASONS:
-                errors.add_metric([name, reason], float(state.errors_total.get(reason, 0)))
+                errors.add_metric(
+                    [name, source, reason], float(state.errors_total.get(reason, 0))
+                )
             for reason, count in sorted(state.skipped_total.items()):
                 skipped.add_metric([name, reason], float(count))
             if state.spec.incremental and state.watermark_since is not None:

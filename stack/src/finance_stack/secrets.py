@@ -90,9 +90,14 @@ ALERTING_TEAMS = ("sre", "platform", "payments", "trading", "business", "securit
 # Each receiver secret and its default: a path on the alert sink, or a literal value.
 ALERTING: dict[str, str] = {
     **{f"slack_{team}_url": f"/slack/{team}" for team in ALERTING_TEAMS},
+    # Each team's PagerDuty service (an Events API v2 integration key). Not PagerDuty keys by
+    # default: global.pagerduty_url sends events to the alert-sink, which records the key, so a
+    # page shows which team's service it was addressed to.
+    **{f"pagerduty_{team}_routing_key": f"local-{team}" for team in ALERTING_TEAMS},
+    # The dead man's switch: a heartbeat URL (healthchecks.io, Dead Man's Snitch, Cronitor).
     "watchdog_url": "/watchdog",
-    # Not a PagerDuty key: global.pagerduty_url sends events to the alert-sink until changed.
-    "pagerduty_routing_key": "local-alert-sink",
+    # The SMTP password of global.smtp_auth_username; unused while that is empty (the alert-sink).
+    "smtp_password": "",
 }
 
 
@@ -178,7 +183,8 @@ def write_secrets(
     created, kept, values = [], [], {}
     for name in GENERATED:
         path = folder / name
-        if path.exists() and path.read_text(encoding="utf-8").strip():
+        # An empty file is kept only where empty is the default (no SMTP password).
+        if path.exists() and (path.read_text(encoding="utf-8").strip() or not default):
             values[name] = path.read_text(encoding="utf-8").strip()
             kept.append(name)
         else:
@@ -204,7 +210,8 @@ def write_alerting_secrets(folder: Path, chown: bool, alert_sink: str) -> Secret
     created, kept = [], []
     for name, default in alerting_defaults(alert_sink).items():
         path = folder / name
-        if path.exists() and path.read_text(encoding="utf-8").strip():
+        # An empty file is kept only where empty is the default (no SMTP password).
+        if path.exists() and (path.read_text(encoding="utf-8").strip() or not default):
             kept.append(name)
             # A file written by hand is given to its reader too, or Alertmanager cannot read it.
             if uid is not None:

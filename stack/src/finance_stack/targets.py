@@ -17,21 +17,40 @@ from finance_stack.compose import Project
 SCRAPE_JOB = "ai-finance.scrape.job"
 SCRAPE_PORTS = "ai-finance.scrape.ports"  # comma-separated
 SCRAPE_LABELS = "ai-finance.scrape.labels"  # name=value,name=value
+# The `service` label of each port's target, in the order of the ports; by default every target
+# is labelled with its compose service. The label is what alerts and inhibition match on.
+SCRAPE_SERVICES = "ai-finance.scrape.services"  # comma-separated
 
 
 def scrape_targets(project: Project) -> dict[str, list[dict[str, Any]]]:
-    """file_sd target groups per job, from the services' scrape labels."""
+    """file_sd target groups per job, from the services' scrape labels. Every target carries a
+    `service` label: the compose service, or its port's entry of ai-finance.scrape.services."""
     jobs: dict[str, list[dict[str, Any]]] = {}
     for name, service in sorted(project.services.items()):
         labels = service.labels
         if SCRAPE_JOB not in labels:
             continue
-        group: dict[str, Any] = {
-            "targets": [f"{name}:{port.strip()}" for port in labels[SCRAPE_PORTS].split(",")]
-        }
+        ports = [port.strip() for port in labels[SCRAPE_PORTS].split(",")]
+        services = [s.strip() for s in labels.get(SCRAPE_SERVICES, "").split(",") if s.strip()]
+        if services and len(services) != len(ports):
+            raise ValueError(
+                f"service {name}: {SCRAPE_SERVICES} names {len(services)} services for "
+                f"{len(ports)} ports in {SCRAPE_PORTS}"
+            )
+        extra = {}
         if labels.get(SCRAPE_LABELS):
-            group["labels"] = dict(pair.split("=", 1) for pair in labels[SCRAPE_LABELS].split(","))
-        jobs.setdefault(labels[SCRAPE_JOB], []).append(group)
+            extra = dict(pair.split("=", 1) for pair in labels[SCRAPE_LABELS].split(","))
+        groups = jobs.setdefault(labels[SCRAPE_JOB], [])
+        if not services:
+            groups.append(
+                {
+                    "targets": [f"{name}:{port}" for port in ports],
+                    "labels": {"service": name, **extra},
+                }
+            )
+            continue
+        for port, owner in zip(ports, services, strict=True):
+            groups.append({"targets": [f"{name}:{port}"], "labels": {"service": owner, **extra}})
     return jobs
 
 

@@ -128,10 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
         elif url.path == "/notifications":
             query = parse_qs(url.query)
-            receiver = query.get("receiver", [None])[0]
-            entries = [
-                asdict(e) for e in self.server.log.list(receiver, query.get("kind", [None])[0])
-            ]
+            receiver, kind = (query.get(name, [None])[0] for name in ("receiver", "kind"))
+            entries = [asdict(e) for e in self.server.log.list(receiver, kind)]
             self._reply(HTTPStatus.OK, json.dumps(entries).encode())
         else:
             self._reply(HTTPStatus.NOT_FOUND, b'{"error": "not found"}')

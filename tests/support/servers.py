@@ -1,5 +1,5 @@
 """Real servers on loopback: Postgres and Redis from local binaries (stopped by pid), and the
-stack's alert-sink in a thread."""
+stack's alert-sink (its HTTP and its SMTP side) in threads."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ from pathlib import Path
 import psycopg
 import redis
 
-from finance_stack.alert_sink import MAX_NOTIFICATIONS, AlertSinkServer, make_server
+from finance_stack.alert_sink import (
+    MAX_NOTIFICATIONS,
+    AlertSinkServer,
+    NotificationLog,
+    make_server,
+)
+from finance_stack.smtp_sink import MAX_MESSAGE_BYTES, SmtpSinkServer
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 START_TIMEOUT_SECONDS = 30.0
@@ -229,6 +235,24 @@ class RedisServer:
 def serving_alert_sink(capacity: int = MAX_NOTIFICATIONS) -> Iterator[AlertSinkServer]:
     """The stack's alert-sink on a free loopback port, in a thread, stopped afterwards."""
     server = make_server("127.0.0.1:0", capacity)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def serving_smtp_sink(
+    log: NotificationLog,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    idle_timeout_seconds: float = 10.0,
+) -> Iterator[SmtpSinkServer]:
+    """The alert-sink's SMTP side on a free loopback port, recording into `log`, in a thread."""
+    server = SmtpSinkServer(("127.0.0.1", 0), log.add_mail, max_message_bytes, idle_timeout_seconds)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

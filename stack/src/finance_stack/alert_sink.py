@@ -5,8 +5,12 @@ here (`python3 -m finance_stack alert-sink`), so the alerting pipeline can be pr
 without any SaaS. It keeps the last notifications in memory only: a restart forgets them, which
 is fine for a drill and for tests, and it never grows without bound.
 
-  POST <any path>                 record {path, receiver, time, body}; answer as Slack does
-  GET  /notifications[?receiver=] the recorded notifications, oldest first, as a JSON list
+  POST <any path>                 record {kind: "http", path, receiver, time, body}; answer as
+                                  Slack does
+  SMTP on --smtp-listen           record {kind: "email", path: "/email", receiver: "email",
+                                  time, body: the message (finance_stack.mail.Mail)}
+  GET  /notifications[?receiver=][&kind=]
+                                  the recorded notifications, oldest first, as a JSON list
   GET  /healthz                   200 "ok"
 """
 
@@ -16,6 +20,7 @@ import argparse
 import json
 import logging
 import signal
+import socketserver
 import sys
 import threading
 from collections import deque
@@ -24,6 +29,9 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from finance_stack.mail import Mail
+from finance_stack.smtp_sink import SmtpSinkServer
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +44,18 @@ _ACCEPTED = json.dumps({"ok": True, "status": "success"}).encode()
 
 JsonValue = dict[str, object] | list[object] | str | int | float | bool | None
 
+# How a notification arrived: a POST to the HTTP side, or a message to the SMTP side.
+HTTP = "http"
+EMAIL = "email"
+# An email has no URL: it is recorded under this path, so ?receiver=email lists the emails.
+EMAIL_PATH = "/email"
+
 
 @dataclass(frozen=True)
 class Notification:
-    """One POST as it was received."""
+    """One POST or email as it was received."""
 
+    kind: str
     path: str
     receiver: str
     time: str
@@ -60,9 +75,10 @@ class NotificationLog:
         self._entries: deque[Notification] = deque(maxlen=capacity)
         self._lock = threading.Lock()
 
-    def add(self, path: str, body: JsonValue) -> Notification:
+    def add(self, path: str, body: JsonValue, kind: str = HTTP) -> Notification:
         """Record one notification, dropping the oldest when full."""
         entry = Notification(
+            kind=kind,
             path=path,
             receiver=receiver_of(path),
             time=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -72,11 +88,19 @@ class NotificationLog:
             self._entries.append(entry)
         return entry
 
-    def list(self, receiver: str | None = None) -> list[Notification]:
-        """Every recorded notification, oldest first; only one receiver's if given."""
+    def add_mail(self, mail: Mail) -> Notification:
+        """Record one email accepted by the SMTP side."""
+        return self.add(EMAIL_PATH, asdict(mail), kind=EMAIL)
+
+    def list(self, receiver: str | None = None, kind: str | None = None) -> list[Notification]:
+        """Every recorded notification, oldest first; only one receiver's or kind's if given."""
         with self._lock:
             entries = list(self._entries)
-        return [e for e in entries if receiver is None or e.receiver == receiver]
+        return [
+            e
+            for e in entries
+            if (receiver is None or e.receiver == receiver) and (kind is None or e.kind == kind)
+        ]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -103,8 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/healthz":
             self._reply(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
         elif url.path == "/notifications":
-            receiver = parse_qs(url.query).get("receiver", [None])[0]
-            entries = [asdict(e) for e in self.server.log.list(receiver)]
+            query = parse_qs(url.query)
+            receiver, kind = (query.get(name, [None])[0] for name in ("receiver", "kind"))
+            entries = [asdict(e) for e in self.server.log.list(receiver, kind)]
             self._reply(HTTPStatus.OK, json.dumps(entries).encode())
         else:
             self._reply(HTTPStatus.NOT_FOUND, b'{"error": "not found"}')
@@ -145,6 +170,11 @@ def make_server(listen: str, capacity: int = MAX_NOTIFICATIONS) -> AlertSinkServ
     return AlertSinkServer(parse_listen(listen), NotificationLog(capacity))
 
 
+def make_smtp_server(listen: str, log: NotificationLog) -> SmtpSinkServer:
+    """Bind the sink's SMTP side, recording into `log`; the caller runs serve_forever()."""
+    return SmtpSinkServer(parse_listen(listen), log.add_mail)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with ECS field names."""
 
@@ -160,8 +190,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document)
 
 
+def _listening(message: str, server: socketserver.TCPServer) -> None:
+    host, port = server.server_address[:2]
+    logger.info(message, extra={"fields": {"server.address": str(host), "server.port": port}})
+
+
 def main(argv: list[str]) -> int:
-    """`alert-sink [--listen HOST:PORT]`: serve the local alert receiver until SIGTERM or Ctrl-C."""
+    """`alert-sink --listen HOST:PORT [--smtp-listen HOST:PORT]`: serve the local alert receiver
+    until SIGTERM or Ctrl-C."""
     parser = argparse.ArgumentParser(
         prog="finance_stack alert-sink",
         description="Record the notifications Alertmanager sends (GET /notifications lists them).",
@@ -172,6 +208,11 @@ def main(argv: list[str]) -> int:
         required=True,
         help="HOST:PORT to listen on (docker-compose.yml gives the alert-sink service's)",
     )
+    parser.add_argument(
+        "--smtp-listen",
+        metavar="HOST:PORT",
+        help="also accept email on HOST:PORT (SMTP, no TLS, no AUTH) and record each message",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -179,8 +220,17 @@ def main(argv: list[str]) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    smtp: SmtpSinkServer | None = None
     try:
+        if args.smtp_listen is not None:
+            parse_listen(args.smtp_listen)  # a usage error before anything is bound
         server = make_server(args.listen)
+        if args.smtp_listen is not None:
+            try:
+                smtp = make_smtp_server(args.smtp_listen, server.log)
+            except OSError:
+                server.server_close()
+                raise
     except (ValueError, OSError) as err:
         print(f"finance_stack alert-sink: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ValueError) else 1
@@ -190,14 +240,19 @@ def main(argv: list[str]) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    host, port = server.server_address[:2]
-    logger.info(
-        "alert-sink listening", extra={"fields": {"server.address": str(host), "server.port": port}}
-    )
+    _listening("alert-sink listening", server)
+    smtp_thread: threading.Thread | None = None
+    if smtp is not None:
+        _listening("alert-sink smtp listening", smtp)
+        smtp_thread = threading.Thread(target=smtp.serve_forever, name="smtp", daemon=True)
+        smtp_thread.start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if smtp is not None and smtp_thread is not None:
+            smtp.shutdown()
+            smtp.server_close()
         server.server_close()
     return 0

@@ -1,8 +1,8 @@
 """The Grafana dashboards are generated from monitoring/inventory.yml and committed; drift fails
 here, and so does a panel that queries an unknown datasource, unparsable PromQL, a metric nothing
-produces, or a legacy panel type. Every alert's dashboard_url must lead to a dashboard. The Jaeger
-datasource's links from a span to its logs and metrics use keys Grafana reads and queries that
-work."""
+produces, or a legacy panel type, or whose text names an alert no rule defines. Every alert's
+dashboard_url must lead to a dashboard. The Jaeger datasource's links from a span to its logs
+and metrics use keys Grafana reads and queries that work."""
 
 from __future__ import annotations
 
@@ -488,3 +488,50 @@ def test_grafana_variables_become_literals() -> None:
     expr = 'rate(x{broker=~"$broker", s=~"${strategy}"}[$__rate_interval] offset $__interval)'
     assert promql(expr) == 'rate(x{broker=~"x", s=~"x"}[5m] offset 1m)'
     promql_parser.parse(promql(expr))
+
+
+# ---- alerts named in the text --------------------------------------------------------------------
+
+# A word that reads like an alert name: a capital first, two capitals or more, a lowercase letter
+# (SLOErrorBudgetBurn, TargetDown; not SLO, P95 or Jaeger).
+ALERT_LIKE = re.compile(r"\b[A-Z][A-Za-z0-9]*\b")
+# Words of that shape in the dashboards' text that are not alerts.
+NOT_ALERTS: set[str] = set()
+
+
+def alert_like_words(text: str) -> set[str]:
+    return {
+        word
+        for word in ALERT_LIKE.findall(text)
+        if sum(c.isupper() for c in word) >= 2 and any(c.islower() for c in word)
+    }
+
+
+def named_alerts(model: dict[str, Any]) -> set[str]:
+    """The alert-like words of a dashboard's title and description and its panels' ones."""
+    texts = [model.get("title", ""), model.get("description", "")]
+    for panel in panels_of(model):
+        texts += [panel.get("title", ""), panel.get("description", "")]
+    return set().union(*(alert_like_words(text) for text in texts)) - NOT_ALERTS
+
+
+def test_every_alert_a_dashboard_names_exists() -> None:
+    alerts = alert_limits.alert_names()
+    problems = [
+        f"{path}: {name}"
+        for path, model in committed().items()
+        for name in sorted(named_alerts(model) - alerts)
+    ]
+    assert not problems, "dashboards name alerts no rule defines:\n" + "\n".join(problems)
+    named = set().union(*(named_alerts(model) for model in committed().values()))
+    assert {"SLOErrorBudgetBurn", "TargetDown", "ServiceHighLatency"} <= named
+
+
+def test_a_misnamed_alert_is_caught() -> None:
+    assert alert_like_words("with the 5m window above 14.4x for 2m, SLOBurn alerts critical.") == {
+        "SLOBurn"
+    }
+    assert alert_like_words("SLO P95 latency; Jaeger links; cAdvisor; 14.4x") == set()
+    assert "SLOBurn" not in alert_limits.alert_names()
+    with pytest.raises(alert_limits.LimitError, match="no alert SLOBurn in"):
+        alert_limits.named("SLOBurn")

@@ -82,6 +82,25 @@ def limits(rules_dir: Path = RULES_DIR) -> dict[str, Limit]:
     return {name: one for name, one in found.items() if name not in ambiguous}
 
 
+@cache
+def alert_names(rules_dir: Path = RULES_DIR) -> frozenset[str]:
+    """The name of every alerting rule under `rules_dir`, with a numeric limit or not."""
+    return frozenset(
+        str(rule["alert"])
+        for path in sorted(rules_dir.rglob("*.yml"))
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", [])
+        for rule in group["rules"]
+        if "alert" in rule
+    )
+
+
+def named(alert: str) -> str:
+    """`alert`, for a panel text that names it; LimitError if no rule defines it."""
+    if alert not in alert_names():
+        raise LimitError(f"no alert {alert} in {RULES_DIR}")
+    return alert
+
+
 def limit(alert: str) -> Limit:
     try:
         return limits()[alert]

@@ -16,6 +16,8 @@ import yaml
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from monitoring import slo
+from monitoring.alert_limits import named
 from monitoring.dashboards_business import business, portfolio, trading
 from monitoring.dashboards_platform import exporters, infrastructure
 from monitoring.inventory import Inventory, Service, seconds
@@ -101,7 +103,7 @@ def slo_overview(inventory: Inventory) -> Content:
                 description=(
                     f"Error ratio over {rate.long} divided by the error budget (1 - objective); "
                     f"with the {rate.short} window above {rate.factor:g}x for {rate.for_}, "
-                    f"SLOBurn alerts {rate.severity}."
+                    f"{slo.ALERT} alerts {rate.severity}."
                 ),
             )
         )
@@ -162,7 +164,9 @@ def service_overview(service: Service) -> Content:
                 "short",
                 threshold=above(100),
                 width=8,
-                description="ServiceSaturated fires above 100 on average over 5 minutes.",
+                description=(
+                    f"{named('ServiceSaturated')} fires above 100 on average over 5 minutes."
+                ),
             ),
             row("Traffic, errors, latency"),
             graph("Request rate", [Query(f"sum by (code) ({requests})", "{{code}}")], "reqps"),
@@ -173,7 +177,7 @@ def service_overview(service: Service) -> Content:
                 "percentunit",
                 threshold=above(service.error_rate),
                 description=(
-                    f"ServiceHighErrorRatio fires above {_percent(service.error_rate)}% "
+                    f"{named('ServiceHighErrorRatio')} fires above {_percent(service.error_rate)}% "
                     "(the inventory's error_rate)."
                 ),
             ),
@@ -184,8 +188,8 @@ def service_overview(service: Service) -> Content:
                 threshold=above(service.latency_seconds),
                 width=24,
                 description=(
-                    f"ServiceHighLatency fires above {service.latency_seconds:g}s; exemplars "
-                    "link to traces in Jaeger."
+                    f"{named('ServiceHighLatency')} fires above {service.latency_seconds:g}s; "
+                    "exemplars link to traces in Jaeger."
                 ),
             ),
         ]

@@ -15,8 +15,17 @@ DAY = "[1d]"
 
 def business() -> Content:
     """Revenue and subscriptions (uid business-revenue)."""
-    gross = "sum by (currency) (increase(finance_payments_gross_amount_total[{w}]))"
-    refunds = "sum by (currency) (increase(finance_refunds_amount_total[{w}]))"
+    # `and <counter>`: only while the counter is still exported. The increase over a window
+    # keeps counting a series that has gone (its exporter died) until its last sample leaves the
+    # window, a day later for the 24h stats; the exporter drops a total it cannot refresh.
+    gross = (
+        "sum by (currency) (increase(finance_payments_gross_amount_total[{w}])"
+        " and finance_payments_gross_amount_total)"
+    )
+    refunds = (
+        "sum by (currency) (increase(finance_refunds_amount_total[{w}])"
+        " and finance_refunds_amount_total)"
+    )
     net = f"{gross} - ({refunds} or 0 * {gross})"
     payments = 'sum(rate(finance_payments_total{status="succeeded"}[30m]))'
     return Content(

@@ -6,10 +6,18 @@ Thresholds are those of prometheus/rules/infrastructure.rules.yml and meta.rules
 from __future__ import annotations
 
 from monitoring.alert_limits import alerting, limit
-from monitoring.panels import Query, above, below, graph, listing, row, single
+from monitoring.panels import NO_TARGET, Query, above, below, graph, listing, row, single, up_down
 from monitoring.spec import Content
 
 REAL_FS = '{fstype!~"tmpfs|overlay|squashfs|nsfs|ramfs|fuse.*"}'
+
+
+def _reached(metric: str, job: str) -> str:
+    """An exporter's `<thing>_up` (0 when it cannot reach its datastore), or 0 when the exporter
+    itself is down. A failed scrape marks every series of the target stale, so `metric` is
+    gone while the target's `up` is 0; both carry the target's labels (job, instance), so `or`
+    falls back per target, and a target that answers keeps its own value."""
+    return f'{metric} or 0 * up{{job="{job}"}}'
 
 
 def infrastructure() -> Content:
@@ -22,35 +30,23 @@ def infrastructure() -> Content:
     return Content(
         [
             row("Up"),
-            single(
-                "Prometheus",
-                [Query('up{job="prometheus"}', "{{instance}}")],
-                "none",
-                threshold=below(1),
-                width=4,
-            ),
-            single(
-                "Alertmanager",
-                [Query('up{job="alertmanager"}', "{{instance}}")],
-                "none",
-                threshold=below(1),
-                width=4,
-            ),
-            single(
+            up_down("Prometheus", Query('up{job="prometheus"}', "{{instance}}")),
+            up_down("Alertmanager", Query('up{job="alertmanager"}', "{{instance}}")),
+            up_down(
                 "Postgres",
-                [Query("pg_up", "{{instance}}")],
-                "none",
-                threshold=below(1),
-                width=4,
-                description="pg_up of postgres_exporter: 1 if it reached Postgres.",
+                Query(_reached("pg_up", "postgres"), "{{instance}}"),
+                description=(
+                    "pg_up of postgres_exporter: 1 if it reached Postgres; 0 too when the exporter "
+                    "itself is down."
+                ),
             ),
-            single(
+            up_down(
                 "Redis",
-                [Query("redis_up", "{{instance}}")],
-                "none",
-                threshold=below(1),
-                width=4,
-                description="redis_up of redis_exporter: 1 if it reached Redis.",
+                Query(_reached("redis_up", "redis"), "{{instance}}"),
+                description=(
+                    "redis_up of redis_exporter: 1 if it reached Redis; 0 too when the exporter "
+                    "itself is down."
+                ),
             ),
             single(
                 "Elasticsearch health",
@@ -58,6 +54,7 @@ def infrastructure() -> Content:
                 "none",
                 width=4,
                 description="The cluster's current colour; yellow and red alert.",
+                no_value="unknown",
             ),
             single(
                 "Scrape targets down",
@@ -66,6 +63,7 @@ def infrastructure() -> Content:
                 threshold=above(1),
                 width=4,
                 description=f"TargetDown fires per target down for {limit('TargetDown').for_}.",
+                no_value=NO_TARGET,
             ),
             listing("Scrape targets", Query("up", instant=True, table=True), height=7),
             row("Hosts"),

@@ -12,6 +12,10 @@ import yaml
 INVENTORY = Path(__file__).resolve().parent / "inventory.yml"
 _DURATION = re.compile(r"^(\d+)(m|h|d)$")
 _SECONDS = {"m": 60, "h": 3600, "d": 86400}
+# What a `dashboards:` entry holds. A flow mapping cuts an unquoted title at its commas
+# ({title: Hosts, containers and datastores} is title "Hosts" and a key with no value), so the
+# keys are checked exactly and no value may be empty.
+DASHBOARD_KEYS = ("folder", "title")
 
 
 class InventoryError(ValueError):
@@ -135,6 +139,45 @@ def _service(name: str, raw: dict[str, Any], teams: dict[str, Team]) -> Service:
     return service
 
 
+def _dashboards(raw: Any) -> dict[str, dict[str, str]]:
+    """The `dashboards:` section: each uid maps to exactly a folder and a title, both non-empty
+    strings; every problem is reported, each naming its entry."""
+    if not isinstance(raw, dict):
+        raise InventoryError(f"dashboards: expected a mapping of uid to entry, got {raw!r}")
+    problems = []
+    for uid, entry in raw.items():
+        if not isinstance(entry, dict):
+            problems.append(f"dashboard {uid}: expected {{folder: ..., title: ...}}, got {entry!r}")
+            continue
+        unknown = sorted(set(map(str, entry)) - set(DASHBOARD_KEYS))
+        if unknown:
+            shown = ", ".join(f"{key!r}: {entry[key]!r}" for key in unknown)
+            problems.append(
+                f"dashboard {uid}: unknown keys {shown}; known: {', '.join(DASHBOARD_KEYS)} "
+                "(quote a title that has a comma)"
+            )
+        for key in DASHBOARD_KEYS:
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                problems.append(
+                    f"dashboard {uid}: {key} must be a non-empty string, got {entry.get(key)!r}"
+                )
+    if problems:
+        raise InventoryError("\n".join(problems))
+    return {str(uid): {key: entry[key] for key in DASHBOARD_KEYS} for uid, entry in raw.items()}
+
+
+def _folders(raw: Any) -> dict[str, str]:
+    """The `folders:` section: each folder id maps to the title Grafana shows."""
+    if not isinstance(raw, dict):
+        raise InventoryError(f"folders: expected a mapping of id to title, got {raw!r}")
+    empty = sorted(
+        str(uid) for uid, title in raw.items() if not isinstance(title, str) or not title
+    )
+    if empty:
+        raise InventoryError(f"folders {', '.join(empty)}: the title must be a non-empty string")
+    return {str(uid): str(title) for uid, title in raw.items()}
+
+
 def load(path: Path = INVENTORY) -> Inventory:
     """Read and check the inventory."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -155,8 +198,8 @@ def load(path: Path = INVENTORY) -> Inventory:
         runbook_base=str(raw["runbook_base"]).rstrip("/"),
         grafana_url=str(raw["grafana_url"]).rstrip("/"),
         teams=teams,
-        folders={str(uid): str(title) for uid, title in raw["folders"].items()},
-        dashboards={uid: dict(d) for uid, d in raw["dashboards"].items()},
+        folders=_folders(raw["folders"]),
+        dashboards=_dashboards(raw["dashboards"]),
         slo_window=str(raw["slo_window"]),
         services=services,
         burn_rates=rates,

@@ -7,7 +7,7 @@ Every panel queries the provisioned Prometheus datasource by uid; thresholds are
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -19,6 +19,11 @@ from grafana_foundation_sdk.models import prometheus as prometheus_models
 
 PROMETHEUS = models.DataSourceRef(type_val="prometheus", uid="prometheus")
 CURRENCIES = ("EUR", "GBP", "USD")
+# What a stat shows when its query returns nothing: a money figure whose source is gone (the
+# exporter is down, or its datastore has been for longer than the query's max_age), or an up/down
+# state of which Prometheus has no target (the service is not running in this profile).
+NO_CURRENT_VALUE = "no current value"
+NO_TARGET = "no target"
 
 P = TypeVar("P", timeseries.Panel, stat.Panel)
 
@@ -115,26 +120,62 @@ def single(
     width: int = 6,
     height: int = 5,
     currency: bool = False,
+    no_value: str = "",
 ) -> stat.Panel:
-    """A stat of the latest value, coloured by the alert's threshold."""
+    """A stat of the value now, coloured by the alert's threshold; money without a current
+    value says so.
+
+    Its queries are instant queries. A range query reduced with lastNotNull shows a series that
+    has gone (its exporter died, and Prometheus marked it stale) with its last value for as long
+    as that value is in the dashboard's time range, so a dead source looked current. An instant
+    query returns nothing once the series is stale, and the stat shows `no_value`; without a
+    range there is no sparkline either, so none is drawn.
+    """
+    if not no_value and (currency or unit.startswith("currency")):
+        no_value = NO_CURRENT_VALUE
     panel = (
         stat.Panel()
         .title(title)
         .datasource(PROMETHEUS)
-        .targets(_targets(queries))  # type: ignore[arg-type]
+        .targets(_targets([replace(q, instant=True) for q in queries]))  # type: ignore[arg-type]
         .unit(unit)
         .span(width)
         .height(height)
         .color_mode(common.BigValueColorMode.VALUE)
-        .graph_mode(common.BigValueGraphMode.AREA)
+        .graph_mode(common.BigValueGraphMode.NONE)
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
     )
     if description:
         panel = panel.description(description)
+    if no_value:
+        panel = panel.no_value(no_value)
     panel = panel.thresholds(_steps(*threshold) if threshold else _steps("blue", []))
     if currency:
         panel = _currency_overrides(panel)
     return panel
+
+
+def up_down(title: str, query: Query, *, description: str = "", width: int = 4) -> stat.Panel:
+    """A stat of an up/down state (1 up, 0 down) that reads "up" or "down", red when down, and
+    "no target" (red too: the base colour) when Prometheus has no such target."""
+    return single(
+        title,
+        [query],
+        "none",
+        description=description,
+        threshold=below(1),
+        width=width,
+        no_value=NO_TARGET,
+    ).mappings(
+        [
+            models.ValueMap(
+                options={
+                    "0": models.ValueMappingResult(text="down"),
+                    "1": models.ValueMappingResult(text="up"),
+                }
+            )
+        ]
+    )
 
 
 def listing(title: str, query: Query, *, width: int = 24, height: int = 8) -> table.Panel:

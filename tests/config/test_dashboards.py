@@ -1,8 +1,8 @@
 """The Grafana dashboards are generated from monitoring/inventory.yml and committed; drift fails
 here, and so does a panel that queries an unknown datasource, unparsable PromQL, a metric nothing
-produces, or a legacy panel type. Every alert's dashboard_url must lead to a dashboard. The Jaeger
-datasource's links from a span to its logs and metrics use keys Grafana reads and queries that
-work."""
+produces, or a legacy panel type, or whose text names an alert no rule defines. Every alert's
+dashboard_url must lead to a dashboard. The Jaeger datasource's links from a span to its logs
+and metrics use keys Grafana reads and queries that work."""
 
 from __future__ import annotations
 
@@ -488,3 +488,219 @@ def test_grafana_variables_become_literals() -> None:
     expr = 'rate(x{broker=~"$broker", s=~"${strategy}"}[$__rate_interval] offset $__interval)'
     assert promql(expr) == 'rate(x{broker=~"x", s=~"x"}[5m] offset 1m)'
     promql_parser.parse(promql(expr))
+
+
+# ---- alerts named in the text --------------------------------------------------------------------
+
+# A word that reads like an alert name: a capital first, two capitals or more, a lowercase letter
+# (SLOErrorBudgetBurn, TargetDown; not SLO, P95 or Jaeger).
+ALERT_LIKE = re.compile(r"\b[A-Z][A-Za-z0-9]*\b")
+# Words of that shape in the dashboards' text that are not alerts.
+NOT_ALERTS: set[str] = set()
+
+
+def alert_like_words(text: str) -> set[str]:
+    return {
+        word
+        for word in ALERT_LIKE.findall(text)
+        if sum(c.isupper() for c in word) >= 2 and any(c.islower() for c in word)
+    }
+
+
+def named_alerts(model: dict[str, Any]) -> set[str]:
+    """The alert-like words of a dashboard's title and description and its panels' ones."""
+    texts = [model.get("title", ""), model.get("description", "")]
+    for panel in panels_of(model):
+        texts += [panel.get("title", ""), panel.get("description", "")]
+    return set().union(*(alert_like_words(text) for text in texts)) - NOT_ALERTS
+
+
+def test_every_alert_a_dashboard_names_exists() -> None:
+    alerts = alert_limits.alert_names()
+    problems = [
+        f"{path}: {name}"
+        for path, model in committed().items()
+        for name in sorted(named_alerts(model) - alerts)
+    ]
+    assert not problems, "dashboards name alerts no rule defines:\n" + "\n".join(problems)
+    named = set().union(*(named_alerts(model) for model in committed().values()))
+    assert {"SLOErrorBudgetBurn", "TargetDown", "ServiceHighLatency"} <= named
+
+
+def test_a_misnamed_alert_is_caught() -> None:
+    assert alert_like_words("with the 5m window above 14.4x for 2m, SLOBurn alerts critical.") == {
+        "SLOBurn"
+    }
+    assert alert_like_words("SLO P95 latency; Jaeger links; cAdvisor; 14.4x") == set()
+    assert "SLOBurn" not in alert_limits.alert_names()
+    with pytest.raises(alert_limits.LimitError, match="no alert SLOBurn in"):
+        alert_limits.named("SLOBurn")
+
+
+# ---- stat panels ---------------------------------------------------------------------------------
+
+# Series that say whether something is up: `up` of every target, an exporter's `<thing>_up`, and
+# Elasticsearch's health colour.
+STATE_METRICS = re.compile(r"^(up|\w+_up|elasticsearch_cluster_health_status)$")
+
+
+def stat_problems(where: str, model: dict[str, Any]) -> list[str]:
+    """A stat panel shows the value now, never the last one of a series that has gone: every
+    query is an instant query (a range query with lastNotNull keeps a dead series' last value
+    for the whole time range). Money and up/down stats say what an empty answer means
+    (noValue), and an up/down stat over an exporter's `<thing>_up` falls back to the exporter's
+    own `up`, so a dead exporter shows down rather than nothing."""
+    problems = []
+    for panel in panels_of(model):
+        if panel.get("type") != "stat":
+            continue
+        title = f"{where}: stat {panel.get('title')!r}"
+        defaults = panel.get("fieldConfig", {}).get("defaults", {})
+        for target in panel.get("targets", []):
+            if target.get("instant") is not True or target.get("range") is not False:
+                problems.append(f"{title}: query {target.get('refId')} is not instant-only")
+        metrics = set().union(
+            *(inspect(promql(str(t.get("expr", "")))).metrics for t in panel.get("targets", []))
+        )
+        units = [str(defaults.get("unit", ""))] + [
+            str(prop.get("value", ""))
+            for override in panel.get("fieldConfig", {}).get("overrides", [])
+            for prop in override.get("properties", [])
+            if prop.get("id") == "unit"
+        ]
+        money = any(unit.startswith("currency") for unit in units)
+        state = any(STATE_METRICS.match(metric) for metric in metrics)
+        if (money or state) and not defaults.get("noValue"):
+            problems.append(f"{title}: no noValue for {'a money' if money else 'an up/down'} stat")
+        exporter_up = {m for m in metrics if m != "up" and m.endswith("_up")}
+        if exporter_up and "up" not in metrics:
+            problems.append(f"{title}: {', '.join(sorted(exporter_up))} without the target's up")
+    return problems
+
+
+def test_stat_panels_show_the_value_now() -> None:
+    problems = [
+        problem
+        for path, model in committed().items()
+        for problem in stat_problems(str(path), model)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_stat_lint_catches_stale_stats() -> None:
+    def stat(expr: str, target: dict[str, Any], unit: str = "none") -> dict[str, Any]:
+        return {
+            "type": "stat",
+            "title": expr,
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "targets": [{"refId": "A", "expr": expr, **target}],
+        }
+
+    instant = {"instant": True, "range": False}
+    model = {
+        "panels": [
+            stat("sum(finance_assets_under_management_usd)", {"range": True}, "currencyUSD"),
+            stat("pg_up", instant),
+            stat('up{job="alertmanager"}', {"instant": True, "range": True}),
+        ]
+    }
+    problems = "\n".join(stat_problems("planted.json", model))
+    for expected in (
+        "stat 'sum(finance_assets_under_management_usd)': query A is not instant-only",
+        "stat 'sum(finance_assets_under_management_usd)': no noValue for a money stat",
+        "stat 'pg_up': no noValue for an up/down stat",
+        "stat 'pg_up': pg_up without the target's up",
+        "stat 'up{job=\"alertmanager\"}': query A is not instant-only",
+    ):
+        assert expected in problems, problems
+
+
+def stat_expr(uid: str, title: str) -> str:
+    """The one query of the committed stat panel `title` of dashboard `uid`."""
+    (expr,) = [
+        str(target["expr"])
+        for model in committed().values()
+        if model["uid"] == uid
+        for panel in panels_of(model)
+        if panel["type"] == "stat" and panel["title"] == title
+        for target in panel["targets"]
+    ]
+    return expr
+
+
+def test_stat_queries_go_down_or_blank_with_their_exporter(tmp_path: Path) -> None:
+    """The committed stat queries, evaluated by promtool at the dashboard's end time: samples
+    every minute, and at 3m the exporter's scrape fails (Prometheus marks its series stale and
+    sets its `up` to 0). Postgres and Redis then read 0 (down), not their last 1; the money
+    stats return nothing (noValue), not the last amount."""
+    exporters = {
+        "postgres": ("pg_up", "postgres-exporter:9187"),
+        "redis": ("redis_up", "redis-exporter:9121"),
+    }
+    inputs = []
+    tests = []
+    for job, (metric, instance) in exporters.items():
+        dying = f'job="{job}",instance="{instance}"'
+        # A second target whose exporter stays up but cannot reach its datastore.
+        cut_off = f'job="{job}",instance="{job}-b:1"'
+        inputs += [
+            {"series": f"{metric}{{{dying}}}", "values": "1 1 1 stale"},
+            {"series": f"up{{{dying}}}", "values": "1 1 1 0"},
+            {"series": f"{metric}{{{cut_off}}}", "values": "0 0 0 0"},
+            {"series": f"up{{{cut_off}}}", "values": "1 1 1 1"},
+        ]
+        expr = stat_expr("infrastructure-overview", job.capitalize())
+        tests += [
+            {
+                "expr": expr,
+                "eval_time": "2m",
+                "exp_samples": [
+                    {"labels": f"{metric}{{{dying}}}", "value": 1},
+                    {"labels": f"{metric}{{{cut_off}}}", "value": 0},
+                ],
+            },
+            {
+                "expr": expr,
+                "eval_time": "3m",
+                "exp_samples": [
+                    {"labels": f"{{{dying}}}", "value": 0},
+                    {"labels": f"{metric}{{{cut_off}}}", "value": 0},
+                ],
+            },
+        ]
+    # The money stats: the metric and its labels, the stat (dashboard uid, title), and the
+    # labels of the stat's series while the metric lives.
+    eur = '{currency="EUR"}'
+    money = [
+        ("finance_assets_under_management_usd", '{account_type="retail"}',
+         "portfolio-risk", "Assets under management", "{}"),
+        ("finance_monthly_recurring_revenue_amount", eur,
+         "business-revenue", "Monthly recurring revenue", eur),
+        ("finance_payments_gross_amount_total", eur,
+         "business-revenue", "Gross revenue (24h)", eur),
+        ("finance_refunds_amount_total", eur, "business-revenue", "Refunds (24h)", eur),
+    ]  # fmt: skip
+    for metric, labels, uid, title, shown in money:
+        inputs.append({"series": f"{metric}{labels}", "values": "0 10 20 stale"})
+        expr = stat_expr(uid, title)
+        tests += [
+            {"expr": expr, "eval_time": "2m", "exp_samples": [{"labels": shown, "value": 20}]},
+            {"expr": expr, "eval_time": "3m", "exp_samples": []},
+        ]
+    test_file = tmp_path / "stale.test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "tests": [{"interval": "1m", "input_series": inputs, "promql_expr_test": tests}],
+            }
+        )
+    )
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,16 +1,15 @@
-"""alertmanager.yml, offline: amtool accepts it, every row of alertmanager/tests/routes.yml (generated
-from the rules' own labels) routes where the paging policy says, no row describes an alert no rule
-produces and every rule has a row, every receiver and team is covered, the templates render, and
-every receiver secret the config reads is one the secrets job writes (pointing at the local
-alert-sink)."""
+"""alertmanager.yml, offline: amtool accepts it; every row of alertmanager/tests/routes.yml
+(generated from the rules' own labels) routes where the paging policy says; no row describes an
+alert no rule produces and every rule has a row; every receiver and team is covered; the
+templates render; every receiver secret the config reads is one the secrets job writes."""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -273,7 +272,7 @@ def test_compose_mounts_the_secrets_where_the_config_reads_them() -> None:
     }
     assert mounts == {(str(ROOT / "secrets" / "alerting"), True)}
     sink = services["alert-sink"]
-    assert [p["target"] for p in sink["ports"]] == [9095]
+    assert [p["target"] for p in sink["ports"]] == [9095, 2525]
     assert sink["read_only"] is True
 
 
@@ -351,5 +350,6 @@ def test_pagerduty_title_names_the_service_and_the_summary(tmp_path: Path) -> No
 
 def test_email_subject_names_severity_service_and_summary(tmp_path: Path) -> None:
     assert render(tmp_path, "finance.email.subject") == (
-        "[FIRING:1] CRITICAL payment: payment is burning its availability error budget 14.4x too fast"
+        "[FIRING:1] CRITICAL payment: "
+        "payment is burning its availability error budget 14.4x too fast"
     )

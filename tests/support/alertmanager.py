@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,12 +26,23 @@ GROUP_WAIT = "2s"
 GROUP_INTERVAL = "2s"
 
 
-def config_copy(tmp_path: Path, sink_url: str) -> Path:
-    """A copy of alertmanager/ whose receivers point at `sink_url`.
+# The alert-sink's SMTP address in alertmanager.yml (global.smtp_smarthost).
+SMTP_SMARTHOST = "alert-sink:2525"
+
+
+def config_copy(
+    tmp_path: Path,
+    sink_url: str,
+    smtp: str | None = None,
+    edit: Callable[[str], str] | None = None,
+) -> Path:
+    """A copy of alertmanager/ whose receivers point at `sink_url` (and mail at `smtp`,
+    host:port).
 
     Only timing and addresses differ from the repository's config: group_wait and
     group_interval are shortened (GROUP_WAIT, GROUP_INTERVAL) so a test takes seconds, the
-    secret files live in tmp_path, and the alert-sink's address is the recorder's.
+    secret files live in tmp_path, and the alert-sink's address is the recorder's. `edit` may
+    change the text further (a test's own time interval).
     """
     folder = tmp_path / "alertmanager"
     shutil.copytree(ROOT / "alertmanager", folder)
@@ -41,6 +52,11 @@ def config_copy(tmp_path: Path, sink_url: str) -> Path:
     text = config.read_text()
     text = text.replace("/run/secrets/alerting/", f"{secrets}/")
     text = text.replace(ALERT_SINK_URL, sink_url)
+    if smtp is not None:
+        assert SMTP_SMARTHOST in text
+        text = text.replace(SMTP_SMARTHOST, smtp)
+    if edit is not None:
+        text = edit(text)
     text = re.sub(r"group_wait: [1-9]\d*[smh]", f"group_wait: {GROUP_WAIT}", text)
     text = re.sub(r"group_interval: \d+m", f"group_interval: {GROUP_INTERVAL}", text)
     assert "/run/secrets/alerting/" not in text and ALERT_SINK_URL not in text
@@ -49,12 +65,17 @@ def config_copy(tmp_path: Path, sink_url: str) -> Path:
 
 
 @contextmanager
-def running_alertmanager(tmp_path: Path, sink_url: str) -> Iterator[str]:
+def running_alertmanager(
+    tmp_path: Path,
+    sink_url: str,
+    smtp: str | None = None,
+    edit: Callable[[str], str] | None = None,
+) -> Iterator[str]:
     """The pinned Alertmanager with the test copy of the config; its URL. Stopped by pid."""
     binary = shutil.which("alertmanager")
     if binary is None:
         pytest.fail("alertmanager not found: tests/live/images/pinned-go.sh alertmanager builds it")
-    config = config_copy(tmp_path, sink_url)
+    config = config_copy(tmp_path, sink_url, smtp, edit)
     port = free_port()
     log = tmp_path / "alertmanager.log"
     with log.open("w") as output:

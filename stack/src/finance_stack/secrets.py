@@ -183,8 +183,7 @@ def write_secrets(
     created, kept, values = [], [], {}
     for name in GENERATED:
         path = folder / name
-        # An empty file is kept only where empty is the default (no SMTP password).
-        if path.exists() and (path.read_text(encoding="utf-8").strip() or not default):
+        if path.exists() and path.read_text(encoding="utf-8").strip():
             values[name] = path.read_text(encoding="utf-8").strip()
             kept.append(name)
         else:

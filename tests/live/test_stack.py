@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -334,9 +335,16 @@ def test_health_agrees_and_speaks_json(stack: Stack) -> None:
         "redis-exporter",
         "revenue-exporter",
         "signals-exporter",
+        "watchdog",
     }
-    assert all(entry["healthy"] for entry in report.values())
+    assert all(entry["healthy"] for entry in report.values()), report
     assert "postgres, redis up" in report["portfolio-exporter"]["detail"]
+    # The dead man's switch: the Watchdog reached the alert sink (its default heartbeat URL)
+    # through the webhook receiver, and health read when from Alertmanager's counters.
+    assert re.fullmatch(
+        r"last reached its receiver (\d+m )?\d+s ago|no delivery yet \(Alertmanager up .*\)",
+        report["watchdog"]["detail"],
+    ), report["watchdog"]
     text = stack.script("health")
     assert text.returncode == 0
     assert len(text.stdout.splitlines()) == len(report)
@@ -649,6 +657,93 @@ def test_stopping_demo_postgres_pages_and_restarting_resolves(stack: Stack) -> N
     summaries = json.dumps(_sink(stack, "pagerduty"))
     for exporter in ("revenue", "signals", "portfolio"):
         assert f"The {exporter} exporter cannot reach postgres" in summaries
+
+
+def _since(stack: Stack, receiver: str, since: str) -> list[dict[str, Any]]:
+    """The sink's notifications to `receiver` recorded at or after `since` (ISO time, UTC)."""
+    return [e for e in _sink(stack, receiver) if str(e["time"]) >= since]
+
+
+def _platform_pages(stack: Stack, since: str) -> dict[str, dict[str, Any]]:
+    """PagerDuty triggers since `since` of ServiceDown, by the service they name."""
+    pages = {}
+    for entry in _since(stack, "pagerduty", since):
+        body: Any = entry["body"]
+        payload = body["payload"]
+        if body["event_action"] == "trigger" and payload["summary"].endswith(" is down."):
+            pages[payload["component"]] = {**body, "received": entry["time"]}
+    return pages
+
+
+@pytest.mark.timeout(600)
+def test_killing_the_demo_platform_pages_each_service_owner_and_nothing_else(
+    stack: Stack,
+) -> None:
+    """docker kill of the five-service platform: one critical page per service, to its owning
+    team's PagerDuty service, mailbox and channel, within 5 minutes; the symptoms (burning SLOs,
+    stale market data, missing SLIs, down targets) are muted by inhibition, not sent."""
+    from monitoring.inventory import load
+
+    owners = {s.name: s.team for s in load().services}
+    compose = ["compose", "--project-directory", str(stack.root)]
+    killed_at = datetime.now(UTC)
+    since = killed_at.isoformat(timespec="milliseconds")
+    stack.docker(*compose, "kill", "demo-platform")
+    try:
+        # poll every 5s, at most 300s: ServiceDown's `for: 1m` after four failed scrapes (15s),
+        # the rule evaluation (15s) and group_wait (5s here).
+        deadline = time.monotonic() + 300
+        while len(_platform_pages(stack, since)) < len(owners) and time.monotonic() < deadline:
+            time.sleep(5)
+        pages = _platform_pages(stack, since)
+        assert sorted(pages) == sorted(owners), pages
+        for service, body in pages.items():
+            team = owners[service]
+            assert body["routing_key"] == f"local-{team}", (service, body)
+            assert body["payload"]["group"] == team and body["payload"]["severity"] == "critical"
+            late = datetime.fromisoformat(body["received"]) - killed_at
+            assert late.total_seconds() < 300, (service, late)
+        # Past the point where the symptoms fire in Prometheus (fast burn: `for: 2m`; stale
+        # market data: 60s old then `for: 2m`), plus group_wait: none of them may arrive.
+        time.sleep(max(0.0, 240 - (datetime.now(UTC) - killed_at).total_seconds()))
+        alerts: Any = get_json(stack.url("ALERTMANAGER_PORT", "/api/v2/alerts"))
+        symptoms = [
+            a
+            for a in alerts
+            if a["labels"].get("service") in owners and a["labels"]["alertname"] != "ServiceDown"
+        ]
+        assert {a["status"]["state"] for a in symptoms} == {"suppressed"}, symptoms
+        assert {a["labels"]["alertname"] for a in symptoms} >= {
+            "SLOErrorBudgetBurn",  # the outage burns the budget...
+            "MarketDataStale",  # ...and the feed it ran went stale
+        }
+        for receiver in ("pagerduty", *{owners[s] for s in owners}):
+            for entry in _since(stack, receiver, since):
+                text = json.dumps(entry["body"])
+                named = [s for s in owners if s in text]
+                assert not named or "is down." in text or "ServiceDown" in text, entry
+        mails = [
+            (e["body"]["rcpt_to"], e["body"]["headers"]["Subject"])  # type: ignore[index]
+            for e in _since(stack, "email", since)
+        ]
+        assert sorted(mails) == sorted(
+            (
+                [f"{team}-oncall@ai-finance.example"],
+                f"[FIRING:1] CRITICAL {service}: {service} is down.",
+            )
+            for service, team in owners.items()
+        )
+    finally:
+        stack.docker(*compose, "start", "demo-platform")
+    # poll every 5s, at most 120s: the platform's targets answer again.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        up = prometheus_query(stack, 'up{job="platform"}')
+        if len(up) == len(owners) and all(s["value"][1] == "1" for s in up):  # type: ignore[index]
+            break
+        time.sleep(5)
+    else:
+        pytest.fail(f"the platform's targets did not come back: {up}")
 
 
 # Panels allowed to show nothing: those over the platform services' own request metrics

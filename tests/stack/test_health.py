@@ -152,3 +152,17 @@ def test_one_off_jobs_are_judged_by_their_exit_code(tmp_path: Path) -> None:
         render([result], as_json=False)
         == "FAIL  demo-setup             one-off job: exited (exit 1)\n"
     )
+
+
+def test_the_watchdogs_last_delivery_is_the_last_increase_of_its_counter() -> None:
+    from finance_stack.health import last_increase
+
+    # Delivered at 30 and 75 (a 5-minute repeat squeezed): the last rise is the answer.
+    assert last_increase([(0, 1), (15, 1), (30, 2), (45, 2), (60, 2), (75, 3), (90, 3)]) == 75
+    # Alertmanager restarted: the counter fell to 1, which is one delivery after the restart.
+    assert last_increase([(0, 7), (15, 7), (30, 1), (45, 1)]) == 30
+    # Restarted and nothing delivered since: no delivery.
+    assert last_increase([(0, 7), (15, 0), (30, 0)]) is None
+    # Flat (every attempt failed: failures are subtracted) or no samples: none.
+    assert last_increase([(0, 4), (15, 4), (30, 4)]) is None
+    assert last_increase([]) is None

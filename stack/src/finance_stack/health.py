@@ -9,13 +9,16 @@ the container port; the host port comes from the compose reader, never from a ty
   prometheus METRIC       Prometheus holds METRIC and every series of it is 1
 
 A service without the label, or whose port is not published, is judged by its container
-healthcheck; a one-off job by its exit code.
+healthcheck; a one-off job by its exit code. One more line, `watchdog`, says how long ago the
+always-firing Watchdog last reached its receiver (the dead man's switch), from Alertmanager's
+own counters in Prometheus.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -124,6 +127,79 @@ def _prometheus(component: str, project: Project, metric: str) -> Health | None:
     return Health(component, healthy, f"prometheus {metric} = {', '.join(values) or 'absent'}")
 
 
+# Alertmanager re-sends the Watchdog every 5 minutes (alertmanager.yml repeat_interval): two
+# intervals without a delivery means the heartbeat receiver is not hearing from us.
+WATCHDOG_MAX_AGE_SECONDS = 600.0
+WATCHDOG_LOOKBACK_SECONDS = 1800
+WATCHDOG_STEP_SECONDS = 15
+# Deliveries that succeeded: attempts minus failures, to the watchdog receiver
+# (--enable-feature=receiver-name-in-metrics gives the counters their receiver_name).
+WATCHDOG_DELIVERED = (
+    'sum(alertmanager_notifications_total{receiver_name="watchdog"})'
+    ' - (sum(alertmanager_notifications_failed_total{receiver_name="watchdog"}) or vector(0))'
+)
+ALERTMANAGER_STARTED = 'max(process_start_time_seconds{job="alertmanager"})'
+
+
+def last_increase(samples: list[tuple[float, float]]) -> float | None:
+    """The time of the last sample at which a counter went up (a reset followed by a value
+    counts too); None if it never did."""
+    found = None
+    for (_, before), (at, value) in zip(samples, samples[1:], strict=False):
+        if value > before or (value < before and value > 0):
+            found = at
+    return found
+
+
+def _ago(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
+
+
+def watchdog(project: Project, now: float | None = None) -> Health | None:
+    """How long ago the Watchdog last reached its receiver; None without Prometheus."""
+    prometheus = project.services.get("prometheus")
+    base = base_url(prometheus) if prometheus is not None else None
+    if base is None or "alertmanager" not in project.services:
+        return None
+    now = time.time() if now is None else now
+    query = urllib.parse.urlencode(
+        {
+            "query": WATCHDOG_DELIVERED,
+            "start": f"{now - WATCHDOG_LOOKBACK_SECONDS:.3f}",
+            "end": f"{now:.3f}",
+            "step": str(WATCHDOG_STEP_SECONDS),
+        }
+    )
+    try:
+        _, body = _get(f"{base}/api/v1/query_range?{query}")
+        result = json.loads(body)["data"]["result"]
+        samples = [(float(t), float(v)) for t, v in result[0]["values"]] if result else []
+        _, started_body = _get(
+            f"{base}/api/v1/query?{urllib.parse.urlencode({'query': ALERTMANAGER_STARTED})}"
+        )
+        started = json.loads(started_body)["data"]["result"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError) as err:
+        return Health("watchdog", False, f"prometheus: {err}")
+    delivered = last_increase(samples)
+    if delivered is not None:
+        age = now - delivered
+        healthy = age <= WATCHDOG_MAX_AGE_SECONDS
+        detail = f"last reached its receiver {_ago(age)} ago"
+        if not healthy:
+            detail += f" (over {_ago(WATCHDOG_MAX_AGE_SECONDS)}: see docs/runbooks/Watchdog.md)"
+        return Health("watchdog", healthy, detail)
+    uptime = now - float(started[0]["value"][1]) if started else None
+    if uptime is not None and uptime < 2 * 60:
+        return Health("watchdog", True, f"no delivery yet (Alertmanager up {_ago(uptime)})")
+    minutes = WATCHDOG_LOOKBACK_SECONDS // 60
+    return Health(
+        "watchdog",
+        False,
+        f"no delivery to its receiver in the last {minutes} minutes: docs/runbooks/Watchdog.md",
+    )
+
+
 def probe(project: Project, service: Service, secrets: Path) -> Health | None:
     """The service's own health, per its label; None when only its container can tell."""
     kind, args = health_label(service)
@@ -184,6 +260,11 @@ def check(project: Project, containers: list[Container], secrets: Path) -> list[
                 name, container.health == "healthy", f"container healthcheck: {health}"
             )
         results.append(verdict)
+    running = {c.service for c in containers if c.state == "running"}
+    if {"prometheus", "alertmanager"} <= running:
+        beat = watchdog(project)
+        if beat is not None:
+            results.append(beat)
     return results
 
 

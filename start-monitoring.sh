@@ -232,7 +232,11 @@ cmd_start() {
 	stack validate || die 1 "a config is invalid (above): fix it, then ./start-monitoring.sh start again; nothing was started"
 	info "secrets: ${ROOT}/secrets (generated on first start, mode 0600)"
 	compose --profile setup build --quiet secrets-init
-	compose --profile setup run --rm --no-deps secrets-init >/dev/null
+	# Names only: Compose passes each variable's value from this environment, so no URL (nor
+	# its password) is ever an argument or a value in the compose file; .env the job reads itself.
+	compose --profile setup run --rm --no-deps \
+		-e DATABASE_URL -e REDIS_URL -e POSTGRES_EXPORTER_DATABASE_URL -e REDIS_EXPORTER_URL \
+		secrets-init >/dev/null
 	info "building the stack's own images"
 	compose build --quiet
 	stack_profiles targets ${dry:+"${dry}"} || exit 1

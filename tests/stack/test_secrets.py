@@ -18,6 +18,7 @@ from finance_stack.secrets import (
     ALERTING,
     ALERTING_FOLDER,
     ALERTMANAGER_UID,
+    APP_EXPORTERS,
     DERIVED,
     GENERATED,
     alerting_defaults,
@@ -43,7 +44,7 @@ def test_generated_secrets_are_0600_in_a_0700_folder_and_kept_across_runs(tmp_pa
     assert sorted(first.created) == sorted(GENERATED) and first.kept == []
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     files = sorted(p.name for p in folder.iterdir())
-    assert files == sorted({*GENERATED, *DERIVED})
+    assert files == sorted({*GENERATED, *DERIVED, *APP_EXPORTERS})
     for path in folder.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     before = {p.name: p.read_text() for p in folder.iterdir()}
@@ -117,7 +118,7 @@ def test_chown_gives_each_file_to_the_uid_that_reads_it(tmp_path: Path) -> None:
     write_secrets(folder, {}, chown=True, endpoints=ENDPOINTS)
     write_alerting_secrets(folder / ALERTING_FOLDER, chown=True, alert_sink=ALERT_SINK_URL)
     owners = {p.name: p.stat().st_uid for p in folder.iterdir() if p.is_file()}
-    assert owners == {**GENERATED, **DERIVED}
+    assert owners == {**GENERATED, **DERIVED, **APP_EXPORTERS}
     alerting = folder / ALERTING_FOLDER
     assert {p.stat().st_uid for p in [alerting, *alerting.iterdir()]} == {ALERTMANAGER_UID}
 

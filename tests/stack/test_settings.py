@@ -20,7 +20,10 @@ from finance_stack.settings import profiles_of, resolve, shell
             {},
             "DATABASE_URL=postgresql://x@db/p\n",
             None,
-            ("full", "default (DATABASE_URL or REDIS_URL set)"),
+            (
+                "full,app-postgres",
+                "default (DATABASE_URL or REDIS_URL set); app-postgres for DATABASE_URL (.env:1)",
+            ),
         ),
         ({}, "COMPOSE_PROFILES=full\n", None, ("full", ".env:1")),
         # What the last start ran wins over .env and the default, until stop forgets it.
@@ -86,3 +89,39 @@ def test_the_shell_assignments_survive_eval(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert echoed == "demo|.env:1|5|none"
+
+
+@pytest.mark.parametrize(
+    ("environ", "dotenv", "expected"),
+    [
+        # Both business URLs: both app exporters, the demo off.
+        (
+            {},
+            "DATABASE_URL=postgresql://r:p@db/x\nREDIS_URL=redis://r:p@cache/0\n",
+            "full,app-postgres,app-redis",
+        ),
+        # A monitoring URL alone asks for its exporter too.
+        ({}, "REDIS_EXPORTER_URL=redis://m:p@cache/0\n", "demo,full,app-redis"),
+        # Added to profiles the user chose, wherever they were chosen.
+        ({"COMPOSE_PROFILES": "demo"}, "DATABASE_URL=postgresql://r@db/x\n", "demo,app-postgres"),
+        ({}, "COMPOSE_PROFILES=full\nREDIS_URL=redis://cache\n", "full,app-redis"),
+        # Already there, or every profile: nothing to add.
+        ({"COMPOSE_PROFILES": "app-postgres,full"}, "DATABASE_URL=postgresql://r@db/x\n", None),
+        ({"COMPOSE_PROFILES": "*"}, "DATABASE_URL=postgresql://r@db/x\n", None),
+        # Empty values are unset.
+        ({}, "DATABASE_URL=\nPOSTGRES_EXPORTER_DATABASE_URL=\n", "demo,full"),
+    ],
+)
+def test_a_set_datastore_url_adds_its_app_exporter_profile(
+    tmp_path: Path, environ: dict[str, str], dotenv: str, expected: str | None
+) -> None:
+    (tmp_path / ".env").write_text(dotenv)
+    profiles, _ = profiles_of(Settings(tmp_path, environ=environ))
+    assert profiles == (expected if expected is not None else environ["COMPOSE_PROFILES"])
+
+
+def test_the_profiles_origin_names_the_variable_and_its_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("COMPOSE_PROFILES=full\n\nREDIS_URL=redis://u:s3cret@cache/0\n")
+    profiles, origin = profiles_of(Settings(tmp_path, environ={}))
+    assert (profiles, origin) == ("full,app-redis", ".env:1; app-redis for REDIS_URL (.env:3)")
+    assert "s3cret" not in origin

@@ -97,6 +97,30 @@ def test_demo_profile_writes_only_its_jobs_and_removes_stale_ones(tmp_path: Path
     assert list(directory.glob("*.json")) == []
 
 
+def test_your_datastores_join_the_postgres_and_redis_jobs_with_their_own_label(
+    tmp_path: Path,
+) -> None:
+    """app-postgres / app-redis (added by settings when DATABASE_URL / REDIS_URL are set) share
+    the jobs of the demo's exporters, told apart by datastore."""
+    directory = tmp_path / "targets"
+    lines = write_targets(with_profiles("app-postgres", "app-redis"), directory)
+    assert lines == ["postgres app-postgres-exporter:9187", "redis app-redis-exporter:9121"]
+    assert json.loads((directory / "postgres.json").read_text()) == [
+        {"targets": ["app-postgres-exporter:9187"], "labels": {"datastore": "app-postgres"}}
+    ]
+    assert json.loads((directory / "redis.json").read_text()) == [
+        {"targets": ["app-redis-exporter:9121"], "labels": {"datastore": "app-redis"}}
+    ]
+    write_targets(with_profiles("demo", "app-redis"), directory)
+    assert json.loads((directory / "redis.json").read_text()) == [
+        {"targets": ["app-redis-exporter:9121"], "labels": {"datastore": "app-redis"}},
+        {"targets": ["redis-exporter:9121"], "labels": {"datastore": "demo-redis"}},
+    ]
+    assert json.loads((directory / "postgres.json").read_text()) == [
+        {"targets": ["postgres-exporter:9187"], "labels": {"datastore": "demo-postgres"}}
+    ]
+
+
 def check_config(root: Path) -> subprocess.CompletedProcess[str]:
     """promtool check config on the copy's prometheus.yml."""
     promtool = shutil.which("promtool")

@@ -49,7 +49,8 @@ def project_for(root: Path, profiles: str, settings: Settings) -> Project:
 
 def cmd_preflight(argv: list[str]) -> int:
     """Every check of start; nothing changes when one fails. Prints, for bash's eval, the
-    OTLP_ENDPOINT the services get when Jaeger runs and the user has not chosen one."""
+    OTLP_ENDPOINT the services get when Jaeger runs and the user has not chosen one, and
+    app-redis-exporter's address and user (never its password) when a Redis URL is set."""
     args = _parser("preflight", "--dry-run").parse_args(argv)
     try:
         settings = Settings(args.root)
@@ -62,6 +63,8 @@ def cmd_preflight(argv: list[str]) -> int:
         return 1
     for note in notes:
         info(note)
+    for name, value in preflight.check_datastores(settings).items():
+        print(f"export {name}={shlex.quote(value)}")
     endpoint = preflight.otlp_endpoint(project, settings)
     if endpoint:
         print(f"export OTLP_ENDPOINT={shlex.quote(endpoint)}")

@@ -1,7 +1,7 @@
 """`start`'s preflight: nothing is changed when a check fails, and each failure says what to do.
 
-Docker and Compose v2, the settings in the environment and `.env` (a bad port names its
-variable and line), `.env` private when it holds a password, enough memory and disk,
+Docker and Compose v2, the settings in the environment and `.env` (a bad port or datastore URL
+names its variable and line), `.env` private when it holds a password, enough memory and disk,
 vm.max_map_count when Elasticsearch runs, and the published ports free. The project it renders
 is kept in .state/project.json for the later steps, so `start` reads the compose file once.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from finance_stack import state
+from finance_stack import datastores, state
 from finance_stack.compose import ComposeError, Project, ps, read_project
 from finance_stack.envfile import Settings
 
@@ -80,6 +80,15 @@ def check_env_file(root: Path, fix: bool) -> str | None:
         return f".env holds a password and is mode {mode:04o}: run chmod 600 .env"
     path.chmod(0o600)
     return f".env holds a password: mode changed from {mode:04o} to 0600"
+
+
+def check_datastores(settings: Settings) -> dict[str, str]:
+    """The monitoring URLs of your own datastores parse; the variables Compose then needs."""
+    try:
+        _, redis = datastores.targets(settings)
+    except datastores.DatastoreURLError as err:
+        raise PreflightError(str(err)) from None
+    return datastores.compose_exports(redis)
 
 
 def check_memory(project: Project, settings: Settings, machine: Machine) -> None:
@@ -172,6 +181,8 @@ def run(
     machine = machine or Machine()
     engine_root = check_docker(settings)
     notes = [note for note in [check_env_file(root, fix=fix)] if note]
+    # Rendered with what start exports, so the kept project is the one Compose runs.
+    settings.environ.update(check_datastores(settings))
     try:
         project = read_project(root, profiles, settings)
     except ComposeError as err:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from finance_stack import datastores
 from finance_stack.access import (
     POSTGRES_EXPORTER_ROLE,
     POSTGRES_PLATFORM_ROLE,
@@ -31,6 +32,7 @@ from finance_stack.access import (
     REDIS_PLATFORM_USER,
     redis_acl_rules,
 )
+from finance_stack.envfile import Settings
 
 # Who reads each secret inside the stack. A secret file is 0600, so it is owned by the uid of
 # the process that reads it: our images run as 10001, upstream Redis as 999, Elasticsearch,
@@ -166,6 +168,39 @@ def derive(
     }
 
 
+# The connection files of app-postgres-exporter and app-redis-exporter (uid 10001 in
+# docker-compose.yml), derived from your datastores' monitoring URLs (finance_stack.datastores).
+APP_EXPORTERS: dict[str, int] = dict.fromkeys(datastores.SECRET_FILES, EXPORTERS_UID)
+
+
+def app_exporter_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """The app exporters' files from POSTGRES_EXPORTER_DATABASE_URL or DATABASE_URL and
+    REDIS_EXPORTER_URL or REDIS_URL (empty when unset); a bad URL raises DatastoreURLError."""
+    postgres, redis = datastores.targets(project_settings(None, environ))
+    return datastores.secret_files(postgres, redis)
+
+
+def project_settings(project: Path | None, environ: Mapping[str, str]) -> Settings:
+    """The datastore variables as Compose sees them: the environment, then the project's .env.
+
+    secrets-init reads .env itself (the project folder, mounted read-only) rather than through
+    Compose's `environment:`, which would put the URLs, passwords included, into
+    `docker compose config` and into the rendered project that start keeps."""
+    # Without a project folder there is no .env: a folder that holds none stands for it.
+    return Settings(project if project is not None else Path("/nonexistent"), environ)
+
+
+def project_environ(settings: Settings) -> dict[str, str]:
+    """The datastore variables that are set, for write_secrets."""
+    found = [
+        settings.get("DATABASE_URL"),
+        settings.get("REDIS_URL"),
+        settings.get("POSTGRES_EXPORTER_DATABASE_URL"),
+        settings.get("REDIS_EXPORTER_URL"),
+    ]
+    return {setting.name: setting.value for setting in found if setting.is_set}
+
+
 @dataclass(frozen=True)
 class SecretsReport:
     """Which secret files were created and which were kept."""
@@ -192,8 +227,9 @@ def write_secrets(
     contents = {
         **{name: values[name] + "\n" for name in GENERATED},
         **derive(values, environ, endpoints),
+        **app_exporter_secrets(environ),
     }
-    owners = {**GENERATED, **DERIVED}
+    owners = {**GENERATED, **DERIVED, **APP_EXPORTERS}
     for name, text in contents.items():
         _write_private(folder / name, text, owners[name] if chown else None)
     return SecretsReport(created=created, kept=kept)
@@ -243,7 +279,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="finance_stack secrets",
         description="Generate the stack's secrets into FOLDER (kept across runs; all mode 0600).",
-        epilog="environment: DATABASE_URL, REDIS_URL replace the demo datastores' URLs\n\n"
+        epilog="environment (then PROJECT/.env): DATABASE_URL, REDIS_URL replace the demo"
+        " datastores' URLs; POSTGRES_EXPORTER_DATABASE_URL, REDIS_EXPORTER_URL (else those two)"
+        " are what app-postgres-exporter and app-redis-exporter connect with\n\n"
         "exit status: 0 ok, 1 error, 2 usage error",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -254,13 +292,17 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--demo-redis", required=True, help="HOST:PORT of demo-redis")
     parser.add_argument("--alert-sink", required=True, help="http://HOST:PORT of the alert sink")
+    parser.add_argument("--project", type=Path, help="the project folder, whose .env is read")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         endpoints = Endpoints(args.demo_postgres, args.demo_redis, args.alert_sink)
-        report = write_secrets(args.folder, os.environ, chown=args.chown, endpoints=endpoints)
+        settings = project_settings(args.project, os.environ)
+        datastores.targets(settings)  # a bad URL fails here, named with its line of .env
+        environ = project_environ(settings)
+        report = write_secrets(args.folder, environ, chown=args.chown, endpoints=endpoints)
         _progress(
             f"secrets in {args.folder}: created {len(report.created)}, kept {len(report.kept)}"
         )
@@ -271,6 +313,7 @@ def main(argv: list[str]) -> int:
             f"{len(alerting.created)} new pointing at the local alert-sink"
         )
     except (ValueError, OSError) as err:
+        # ValueError includes DatastoreURLError and EnvFileError: neither shows a value.
         print(f"finance_stack secrets: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from finance_stack import state
+from finance_stack import datastores, state
 from finance_stack.envfile import EnvFileError, Settings
 
 
@@ -32,7 +32,26 @@ class Resolved:
 
 
 def profiles_of(settings: Settings) -> tuple[str, str]:
-    """COMPOSE_PROFILES: the environment, else the last start, else .env, else the default."""
+    """COMPOSE_PROFILES (the environment, else the last start, else .env, else the default),
+    plus the app-* profiles of the datastore URLs that are set."""
+    profiles, origin = _chosen_profiles(settings)
+    return with_datastore_profiles(profiles, origin, settings)
+
+
+def with_datastore_profiles(profiles: str, origin: str, settings: Settings) -> tuple[str, str]:
+    """Add app-postgres / app-redis when their URL is set: whatever else runs, your own
+    datastores are then watched (server metrics and alerts), not only read."""
+    names = [name.strip() for name in profiles.split(",") if name.strip()]
+    if "*" in names:
+        return profiles, origin
+    added = [(p, s) for p, s in datastores.profiles(settings) if p not in names]
+    if not added:
+        return profiles, origin
+    reasons = ", ".join(f"{p} for {s.name} ({s.origin})" for p, s in added)
+    return ",".join([*names, *(p for p, _ in added)]), f"{origin}; {reasons}"
+
+
+def _chosen_profiles(settings: Settings) -> tuple[str, str]:
     from_environment = settings.environ.get("COMPOSE_PROFILES")
     if from_environment is not None:
         return from_environment, "environment"

@@ -106,18 +106,33 @@ def test_your_datastores_join_the_postgres_and_redis_jobs_with_their_own_label(
     lines = write_targets(with_profiles("app-postgres", "app-redis"), directory)
     assert lines == ["postgres app-postgres-exporter:9187", "redis app-redis-exporter:9121"]
     assert json.loads((directory / "postgres.json").read_text()) == [
-        {"targets": ["app-postgres-exporter:9187"], "labels": {"datastore": "app-postgres"}}
+        {
+            "targets": ["app-postgres-exporter:9187"],
+            "labels": {"service": "app-postgres-exporter", "datastore": "app-postgres"},
+        }
     ]
     assert json.loads((directory / "redis.json").read_text()) == [
-        {"targets": ["app-redis-exporter:9121"], "labels": {"datastore": "app-redis"}}
+        {
+            "targets": ["app-redis-exporter:9121"],
+            "labels": {"service": "app-redis-exporter", "datastore": "app-redis"},
+        }
     ]
     write_targets(with_profiles("demo", "app-redis"), directory)
     assert json.loads((directory / "redis.json").read_text()) == [
-        {"targets": ["app-redis-exporter:9121"], "labels": {"datastore": "app-redis"}},
-        {"targets": ["redis-exporter:9121"], "labels": {"datastore": "demo-redis"}},
+        {
+            "targets": ["app-redis-exporter:9121"],
+            "labels": {"service": "app-redis-exporter", "datastore": "app-redis"},
+        },
+        {
+            "targets": ["redis-exporter:9121"],
+            "labels": {"service": "redis-exporter", "datastore": "demo-redis"},
+        },
     ]
     assert json.loads((directory / "postgres.json").read_text()) == [
-        {"targets": ["postgres-exporter:9187"], "labels": {"datastore": "demo-postgres"}}
+        {
+            "targets": ["postgres-exporter:9187"],
+            "labels": {"service": "postgres-exporter", "datastore": "demo-postgres"},
+        }
     ]
 
 

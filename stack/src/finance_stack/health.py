@@ -17,6 +17,7 @@ own counters in Prometheus.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 import urllib.error
@@ -145,7 +146,7 @@ def last_increase(samples: list[tuple[float, float]]) -> float | None:
     """The time of the last sample at which a counter went up (a reset followed by a value
     counts too); None if it never did."""
     found = None
-    for (_, before), (at, value) in zip(samples, samples[1:], strict=False):
+    for (_, before), (at, value) in itertools.pairwise(samples):
         if value > before or (value < before and value > 0):
             found = at
     return found

@@ -659,6 +659,52 @@ def test_stopping_demo_postgres_pages_and_restarting_resolves(stack: Stack) -> N
         assert f"The {exporter} exporter cannot reach postgres" in summaries
 
 
+def _stat_queries(dashboard: str, metric: str) -> list[str]:
+    """The queries of the stat panels of a generated dashboard that read `metric`."""
+
+    def panels_of(node: Any) -> Iterator[Any]:
+        for panel in node.get("panels", []):
+            yield panel
+            yield from panels_of(panel)
+
+    path = next((ROOT / "grafana" / "dashboards").rglob(f"{dashboard}.json"))
+    document = json.loads(path.read_text())
+    return [
+        target["expr"]
+        for panel in panels_of(document)
+        if panel.get("type") == "stat"
+        for target in panel.get("targets", [])
+        if metric in target.get("expr", "")
+    ]
+
+
+def test_a_dead_exporter_shows_down_on_its_stat_panel_not_its_last_value(stack: Stack) -> None:
+    """The infrastructure dashboard's Postgres stat panel, queried as Grafana does (instant),
+    reads 0 when postgres-exporter is stopped, not pg_up's last 1."""
+    [query] = _stat_queries("infrastructure-overview", "pg_up")
+    compose = ["compose", "--project-directory", str(stack.root)]
+
+    def values() -> list[str]:
+        return [str(s["value"][1]) for s in prometheus_query(stack, query)]  # type: ignore[index]
+
+    assert values() == ["1"]
+    stack.docker(*compose, "stop", "postgres-exporter")
+    try:
+        # poll every 2s, at most 60s: the next failed scrape (15s) marks pg_up stale.
+        deadline = time.monotonic() + 60
+        while values() != ["0"] and time.monotonic() < deadline:
+            time.sleep(2)
+        assert values() == ["0"]
+        # pg_up itself is stale now: the panel reads 0 from the target's up, not a last value.
+        assert prometheus_query(stack, "pg_up") == []
+    finally:
+        stack.docker(*compose, "start", "postgres-exporter")
+    deadline = time.monotonic() + 90
+    while values() != ["1"] and time.monotonic() < deadline:
+        time.sleep(2)
+    assert values() == ["1"]
+
+
 def _since(stack: Stack, receiver: str, since: str) -> list[dict[str, Any]]:
     """The sink's notifications to `receiver` recorded at or after `since` (ISO time, UTC)."""
     return [e for e in _sink(stack, receiver) if str(e["time"]) >= since]

@@ -347,12 +347,10 @@ def test_alert_thresholds_come_from_the_rules(tmp_path: Path) -> None:
     shutil.copytree(RULES_DIR, rules)
     trading = rules / "trading.rules.yml"
     text = trading.read_text()
-    assert "finance_market_data_age_seconds > 60\n" in text
-    trading.write_text(
-        text.replace(
-            "finance_market_data_age_seconds > 60\n", "finance_market_data_age_seconds > 90\n"
-        )
-    )
+    # MarketDataStale's expression ends in `) > 60` (see trading.rules.yml).
+    stale = "          ) > 60\n        for: 2m\n"
+    assert text.count(stale) == 1
+    trading.write_text(text.replace(stale, stale.replace("> 60", "> 90")))
     moved = alert_limits.limits(rules)["MarketDataStale"]
     assert moved.threshold() == ("green", [(90, "red")])
     assert moved.says("s") == "MarketDataStale fires above 90s for 2m."

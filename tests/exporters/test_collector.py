@@ -193,3 +193,15 @@ def test_the_empty_snapshot_has_no_age() -> None:
     assert "finance_exporter_snapshot_age_seconds" not in samples
     assert by_label(samples, "finance_exporter_up", "source") == {("redis",): 0.0}
     assert "finance_queue_depth" not in samples
+
+
+def test_an_infinite_gauge_is_written_as_plus_inf() -> None:
+    state = QueryState(
+        spec=QUEUE,
+        values={("high",): (Decimal("Infinity"),)},
+        loaded_at=NOW - 1,
+        last_success=True,
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(_snapshot(state), NOW, MONOTONIC))
+    assert 'finance_queue_depth{priority="high"} +Inf\n' in generate_latest(registry).decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -375,14 +376,15 @@ def test_redis_wrong_types_and_garbage_are_skipped_and_counted(
         ("low",): 0.0,
     }
     ages = by_label(samples, "finance_market_data_age_seconds", "provider")
-    assert list(ages) == [("oanda",)]
+    # A list is not a string: MGET answers nil, as for a missing key, and the age is +Inf.
+    assert list(ages) == [("alpaca",), ("oanda",)]
+    assert ages[("alpaca",)] == math.inf
     assert 5.0 <= ages[("oanda",)] < 30.0
     skipped = by_label(samples, "finance_exporter_skipped_values_total", "query", "reason")
     assert skipped == {
         ("order_queue", "wrong_type"): 1.0,
         ("market_data_age", "not_numeric"): 1.0,
         ("market_data_age", "not_finite"): 1.0,
-        ("market_data_age", "missing"): 1.0,  # a list is not a string: MGET answers nil
     }
     samples = scrape(signals)
     assert by_label(samples, "finance_signals_active", "strategy") == {

@@ -7,10 +7,13 @@ from decimal import Decimal
 import pytest
 
 from finance_exporter.aggregate import Totals, apply
-from finance_exporter.spec import MetricSpec
-from finance_exporter.values import Shaped, cap_series, to_decimal
+from finance_exporter.spec import MetricSpec, RedisRead
+from finance_exporter.values import Shaped, cap_series, shape_redis, to_decimal
 
 GAUGE = MetricSpec(name="finance_x", kind="gauge", help="x", labels=("tier",), max_series=2)
+AGE = MetricSpec(
+    name="finance_age_seconds", kind="gauge", help="a", labels=("provider",), max_series=2
+)
 HISTOGRAM = MetricSpec(
     name="finance_h_seconds",
     kind="histogram",
@@ -72,3 +75,15 @@ def test_a_histogram_series_is_its_label_set_not_each_bucket() -> None:
 def test_the_watermark_never_moves_back() -> None:
     with pytest.raises(ValueError, match="cannot move back"):
         apply(Totals(watermark=10), Shaped(values={}), 9, GAUGE)
+
+
+def test_a_missing_tick_key_is_an_infinite_age_not_a_dropped_series() -> None:
+    read = RedisRead(command="mget_age", key_template="md:last_tick:{}", label_values=("a", "b"))
+    shaped = shape_redis(AGE, read, [None, "990.5"], now=1000.0)
+    assert shaped.values == {("a",): (Decimal("Infinity"),), ("b",): (Decimal("9.5"),)}
+    assert shaped.skipped == {}
+
+
+def test_a_missing_key_of_a_count_is_still_skipped_as_missing() -> None:
+    read = RedisRead(command="llen", key_template="q:{}", label_values=("a",))
+    assert shape_redis(GAUGE, read, [None], now=1000.0).skipped == {"missing": 1}

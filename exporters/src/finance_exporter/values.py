@@ -28,6 +28,10 @@ SERIES_LIMIT = "series_limit"
 
 # A tick stamped this far in the future is garbage, not clock skew.
 FUTURE_TOLERANCE_SECONDS = 60.0
+# The age of a key that does not exist: a provider that is configured but has never ticked (or
+# whose key was deleted) is infinitely stale. Dropping its series instead would leave the
+# staleness alert nothing to compare, and it would go quiet exactly when the feed is gone.
+MISSING_AGE = Decimal("Infinity")
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,14 @@ def shape_rows(
 def shape_redis(
     metric: MetricSpec, read: RedisRead, replies: Sequence[object], now: float
 ) -> Shaped:
-    """Map one reply per label value to values; `mget_age` turns a Unix timestamp into an age."""
+    """Map one reply per label value to values; `mget_age` turns a Unix timestamp into an age,
+    and a missing key into an infinite age (MISSING_AGE)."""
     values: dict[Key, Values] = {}
     skipped: Counter[str] = Counter()
     for label_value, reply in zip(read.label_values, replies, strict=True):
+        if reply is None and read.command == "mget_age":
+            values[(label_value,)] = (MISSING_AGE,)
+            continue
         if reply is None:
             skipped[MISSING] += 1
             continue

@@ -147,7 +147,7 @@ MARKET_DATA_AGE = QuerySpec(
         name="finance_market_data_age_seconds",
         kind="gauge",
         help="Seconds since the newest price tick of each market-data provider (Redis "
-        "md:last_tick:<provider>, a Unix timestamp).",
+        "md:last_tick:<provider>, a Unix timestamp); +Inf if the provider has no tick key.",
         labels=("provider",),
         max_series=len(PROVIDERS),
     ),

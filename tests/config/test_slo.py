@@ -91,3 +91,32 @@ def test_the_inventory_buckets_are_the_demo_platforms() -> None:
     from finance_demo.platform.metrics import DURATION_BUCKETS_SECONDS
 
     assert load().latency_buckets_seconds == DURATION_BUCKETS_SECONDS
+
+
+def test_every_generated_slo_alert_of_payment_has_a_firing_and_a_quiet_case() -> None:
+    """The SLO tests run payment's generated rules: each alert (and each burn or budget step of
+    it) fires in some case and stays quiet in another."""
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "prometheus/rules/slo/payment.rules.yml").read_text())
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    assert alerts == {"SLOErrorBudgetBurn", "SLOMetricAbsent", "SLOErrorBudgetConsumed"}
+    fired: dict[str, set[str]] = {}
+    quiet: set[str] = set()
+    for test_file in SLO_TESTS:
+        for case in yaml.safe_load(test_file.read_text())["tests"]:
+            for check_ in case.get("alert_rule_test") or []:
+                expected = check_.get("exp_alerts") or []
+                if not expected:
+                    quiet.add(check_["alertname"])
+                for alert in expected:
+                    labels = alert["exp_labels"]
+                    step = labels.get("burn") or labels.get("consumed") or labels["slo"]
+                    fired.setdefault(check_["alertname"], set()).add(step)
+            for check_ in case.get("promql_expr_test") or []:
+                if check_["expr"].startswith('ALERTS{alertname="SLOErrorBudgetBurn"'):
+                    fired.setdefault("SLOErrorBudgetBurn", set()).add("fast")
+    assert quiet >= alerts
+    assert fired["SLOErrorBudgetBurn"] >= {"fast", "slow", "ticket", "ticket-slow"}
+    assert fired["SLOErrorBudgetConsumed"] == {"50%", "90%"}
+    assert fired["SLOMetricAbsent"] == {"availability", "latency"}

@@ -570,6 +570,127 @@ def test_the_demo_raises_no_alert_in_steady_state(stack: Stack) -> None:
     assert raised == [], "\n".join(raised)
 
 
+def _since(stack: Stack, receiver: str, since: str) -> list[dict[str, Any]]:
+    """The sink's notifications to `receiver` recorded at or after `since` (ISO time, UTC)."""
+    return [e for e in _sink(stack, receiver) if str(e["time"]) >= since]
+
+
+def _platform_pages(stack: Stack, since: str) -> dict[str, dict[str, Any]]:
+    """PagerDuty triggers since `since` of ServiceDown, by the service they name."""
+    pages = {}
+    for entry in _since(stack, "pagerduty", since):
+        body: Any = entry["body"]
+        payload = body["payload"]
+        if body["event_action"] == "trigger" and payload["summary"].endswith(" is down."):
+            pages[payload["component"]] = {**body, "received": entry["time"]}
+    return pages
+
+
+def _notified(entry: dict[str, Any]) -> tuple[bool, str | None, str | None]:
+    """(firing, alertname, service) of a recorded PagerDuty event, Slack message or email."""
+    body: Any = entry["body"]
+    if entry.get("kind") == "email":
+        subject = str(body["headers"]["Subject"])
+        found = re.match(r"\[(FIRING|RESOLVED)[^\]]*\] \w+ ([\w-]+): ", subject)
+        name = re.search(r"alertname = (\w+)", str(body.get("html") or ""))
+        return (
+            subject.startswith("[FIRING"),
+            name.group(1) if name else None,
+            found.group(2) if found else None,
+        )
+    if entry["path"] == "/pagerduty":
+        name = re.search(r"alertname = (\w+)", str(body["payload"]["custom_details"]["firing"]))
+        return (
+            body["event_action"] == "trigger",
+            name.group(1) if name else None,
+            body["payload"]["component"],
+        )
+    found = re.match(
+        r"\[(FIRING|RESOLVED)[^\]]*\] (\w+) \| ([\w-]+)", body["attachments"][0]["title"]
+    )
+    if found is None:
+        return False, None, None
+    return found.group(1) == "FIRING", found.group(2), found.group(3)
+
+
+@pytest.mark.timeout(600)
+def test_killing_the_demo_platform_pages_each_service_owner_and_nothing_else(
+    stack: Stack,
+) -> None:
+    """docker kill of the five-service platform: one critical page per service, to its owning
+    team's PagerDuty service, mailbox and channel, within 5 minutes; the symptoms (burning SLOs,
+    stale market data, missing SLIs, down targets) are muted by inhibition, not sent."""
+    from monitoring.inventory import load
+
+    owners = {s.name: s.team for s in load().services}
+    compose = ["compose", "--project-directory", str(stack.root)]
+    # Alerts already pending or firing (in Prometheus) are not the kill's doing.
+    pending: Any = get_json(stack.url("PROMETHEUS_PORT", "/api/v1/alerts"))
+    before = {
+        (a["labels"]["alertname"], a["labels"].get("service")) for a in pending["data"]["alerts"]
+    }
+    killed_at = datetime.now(UTC)
+    since = killed_at.isoformat(timespec="milliseconds")
+    stack.docker(*compose, "kill", "demo-platform")
+    try:
+        # poll every 5s, at most 300s: ServiceDown's `for: 1m` after four failed scrapes (15s),
+        # the rule evaluation (15s) and group_wait (5s here).
+        deadline = time.monotonic() + 300
+        while len(_platform_pages(stack, since)) < len(owners) and time.monotonic() < deadline:
+            time.sleep(5)
+        pages = _platform_pages(stack, since)
+        assert sorted(pages) == sorted(owners), pages
+        for service, body in pages.items():
+            team = owners[service]
+            assert body["routing_key"] == f"local-{team}", (service, body)
+            assert body["payload"]["group"] == team and body["payload"]["severity"] == "critical"
+            late = datetime.fromisoformat(body["received"]) - killed_at
+            assert late.total_seconds() < 300, (service, late)
+        # Past the point where the symptoms fire in Prometheus (fast burn: `for: 2m`; stale
+        # market data: 60s old then `for: 2m`), plus group_wait: none of them may arrive.
+        time.sleep(max(0.0, 240 - (datetime.now(UTC) - killed_at).total_seconds()))
+        alerts = get_json(stack.url("ALERTMANAGER_PORT", "/api/v2/alerts"))
+        symptoms = [
+            a
+            for a in alerts
+            if a["labels"].get("service") in owners and a["labels"]["alertname"] != "ServiceDown"
+        ]
+        assert {a["status"]["state"] for a in symptoms} == {"suppressed"}, symptoms
+        assert {a["labels"]["alertname"] for a in symptoms} >= {
+            "SLOErrorBudgetBurn",  # the outage burns the budget...
+            "MarketDataStale",  # ...and the feed it ran went stale
+        }
+        # No notification announces a new symptom (one pending before the kill may go on).
+        for receiver in ("pagerduty", "email", *set(owners.values())):
+            for entry in _since(stack, receiver, since):
+                firing, alertname, service = _notified(entry)
+                if firing and service in owners and alertname != "ServiceDown":
+                    assert (alertname, service) in before, entry
+        mails = [
+            (e["body"]["rcpt_to"], e["body"]["headers"]["Subject"])  # type: ignore[index]
+            for e in _since(stack, "email", since)
+            if e["body"]["headers"]["Subject"].endswith(" is down.")  # type: ignore[index]
+        ]
+        assert sorted(mails) == sorted(
+            (
+                [f"{team}-oncall@ai-finance.example"],
+                f"[FIRING:1] CRITICAL {service}: {service} is down.",
+            )
+            for service, team in owners.items()
+        )
+    finally:
+        stack.docker(*compose, "start", "demo-platform")
+    # poll every 5s, at most 120s: the platform's targets answer again.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        up = prometheus_query(stack, 'up{job="platform"}')
+        if len(up) == len(owners) and all(s["value"][1] == "1" for s in up):  # type: ignore[index]
+            break
+        time.sleep(5)
+    else:
+        pytest.fail(f"the platform's targets did not come back: {up}")
+
+
 def test_the_trace_survives_a_jaeger_restart(stack: Stack, fanout_trace: str) -> None:
     """Badger keeps traces on the volume: after `docker restart` the same trace is returned.
     After the steady-state test: a scrape of Jaeger that fails during the restart would show
@@ -703,125 +824,6 @@ def test_a_dead_exporter_shows_down_on_its_stat_panel_not_its_last_value(stack: 
     while values() != ["1"] and time.monotonic() < deadline:
         time.sleep(2)
     assert values() == ["1"]
-
-
-def _since(stack: Stack, receiver: str, since: str) -> list[dict[str, Any]]:
-    """The sink's notifications to `receiver` recorded at or after `since` (ISO time, UTC)."""
-    return [e for e in _sink(stack, receiver) if str(e["time"]) >= since]
-
-
-def _platform_pages(stack: Stack, since: str) -> dict[str, dict[str, Any]]:
-    """PagerDuty triggers since `since` of ServiceDown, by the service they name."""
-    pages = {}
-    for entry in _since(stack, "pagerduty", since):
-        body: Any = entry["body"]
-        payload = body["payload"]
-        if body["event_action"] == "trigger" and payload["summary"].endswith(" is down."):
-            pages[payload["component"]] = {**body, "received": entry["time"]}
-    return pages
-
-
-def _notified(entry: dict[str, Any]) -> tuple[bool, str | None, str | None]:
-    """(firing, alertname, service) of a recorded PagerDuty event, Slack message or email."""
-    body: Any = entry["body"]
-    if entry.get("kind") == "email":
-        subject = str(body["headers"]["Subject"])
-        found = re.match(r"\[(FIRING|RESOLVED)[^\]]*\] \w+ ([\w-]+): ", subject)
-        name = re.search(r"alertname = (\w+)", str(body.get("html") or ""))
-        return (
-            subject.startswith("[FIRING"),
-            name.group(1) if name else None,
-            found.group(2) if found else None,
-        )
-    if entry["path"] == "/pagerduty":
-        name = re.search(r"alertname = (\w+)", str(body["payload"]["custom_details"]["firing"]))
-        return (
-            body["event_action"] == "trigger",
-            name.group(1) if name else None,
-            body["payload"]["component"],
-        )
-    found = re.match(
-        r"\[(FIRING|RESOLVED)[^\]]*\] (\w+) \| ([\w-]+)", body["attachments"][0]["title"]
-    )
-    if found is None:
-        return False, None, None
-    return found.group(1) == "FIRING", found.group(2), found.group(3)
-
-
-@pytest.mark.timeout(600)
-def test_killing_the_demo_platform_pages_each_service_owner_and_nothing_else(
-    stack: Stack,
-) -> None:
-    """docker kill of the five-service platform: one critical page per service, to its owning
-    team's PagerDuty service, mailbox and channel, within 5 minutes; the symptoms (burning SLOs,
-    stale market data, missing SLIs, down targets) are muted by inhibition, not sent."""
-    from monitoring.inventory import load
-
-    owners = {s.name: s.team for s in load().services}
-    compose = ["compose", "--project-directory", str(stack.root)]
-    alerts: Any = get_json(stack.url("ALERTMANAGER_PORT", "/api/v2/alerts"))
-    before = {(a["labels"]["alertname"], a["labels"].get("service")) for a in alerts}
-    killed_at = datetime.now(UTC)
-    since = killed_at.isoformat(timespec="milliseconds")
-    stack.docker(*compose, "kill", "demo-platform")
-    try:
-        # poll every 5s, at most 300s: ServiceDown's `for: 1m` after four failed scrapes (15s),
-        # the rule evaluation (15s) and group_wait (5s here).
-        deadline = time.monotonic() + 300
-        while len(_platform_pages(stack, since)) < len(owners) and time.monotonic() < deadline:
-            time.sleep(5)
-        pages = _platform_pages(stack, since)
-        assert sorted(pages) == sorted(owners), pages
-        for service, body in pages.items():
-            team = owners[service]
-            assert body["routing_key"] == f"local-{team}", (service, body)
-            assert body["payload"]["group"] == team and body["payload"]["severity"] == "critical"
-            late = datetime.fromisoformat(body["received"]) - killed_at
-            assert late.total_seconds() < 300, (service, late)
-        # Past the point where the symptoms fire in Prometheus (fast burn: `for: 2m`; stale
-        # market data: 60s old then `for: 2m`), plus group_wait: none of them may arrive.
-        time.sleep(max(0.0, 240 - (datetime.now(UTC) - killed_at).total_seconds()))
-        alerts = get_json(stack.url("ALERTMANAGER_PORT", "/api/v2/alerts"))
-        symptoms = [
-            a
-            for a in alerts
-            if a["labels"].get("service") in owners and a["labels"]["alertname"] != "ServiceDown"
-        ]
-        assert {a["status"]["state"] for a in symptoms} == {"suppressed"}, symptoms
-        assert {a["labels"]["alertname"] for a in symptoms} >= {
-            "SLOErrorBudgetBurn",  # the outage burns the budget...
-            "MarketDataStale",  # ...and the feed it ran went stale
-        }
-        # No notification announces a new symptom. Alerts of these services still firing from
-        # an earlier test (a burn after demo-postgres was stopped) may repeat or resolve.
-        for receiver in ("pagerduty", "email", *set(owners.values())):
-            for entry in _since(stack, receiver, since):
-                firing, alertname, service = _notified(entry)
-                if firing and service in owners and alertname != "ServiceDown":
-                    assert (alertname, service) in before, entry
-        mails = [
-            (e["body"]["rcpt_to"], e["body"]["headers"]["Subject"])  # type: ignore[index]
-            for e in _since(stack, "email", since)
-            if e["body"]["headers"]["Subject"].endswith(" is down.")  # type: ignore[index]
-        ]
-        assert sorted(mails) == sorted(
-            (
-                [f"{team}-oncall@ai-finance.example"],
-                f"[FIRING:1] CRITICAL {service}: {service} is down.",
-            )
-            for service, team in owners.items()
-        )
-    finally:
-        stack.docker(*compose, "start", "demo-platform")
-    # poll every 5s, at most 120s: the platform's targets answer again.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        up = prometheus_query(stack, 'up{job="platform"}')
-        if len(up) == len(owners) and all(s["value"][1] == "1" for s in up):  # type: ignore[index]
-            break
-        time.sleep(5)
-    else:
-        pytest.fail(f"the platform's targets did not come back: {up}")
 
 
 # Panels allowed to show nothing: those over the platform services' own request metrics

@@ -110,7 +110,7 @@ class Exposition:
         # whose Reader is multistream by default ("the concatenation of a sequence of gzipped
         # files is treated as equivalent to the gzip of the concatenation"), and NewReader and
         # Reset, which its scraper uses, both enable it. So only the tail is compressed per
-        # scrape: about 7 us, where gzipping the whole body again costs over 1 ms.
+        # scrape: about 7 us, where gzipping a whole 57 KB body again measured 1.3 ms.
         return Body(content_type, head + _gzip_member(tail), gzipped=True)
 
     def _parts_of(self, snapshot: Snapshot) -> _Parts:

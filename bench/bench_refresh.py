@@ -20,7 +20,9 @@ from pathlib import Path
 
 import psycopg
 
+# The tests' server helpers, and the stack package they import (as pytest's pythonpath does).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stack" / "src"))
 
 from finance_demo.migrate import migrate
 from finance_demo.seed import SeedPlan, seed_postgres

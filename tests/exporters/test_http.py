@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import urllib.error
@@ -12,10 +13,12 @@ from decimal import Decimal
 
 import pytest
 
-from finance_exporter.http import SCRAPE_TIMEOUT_HEADER, ExporterServer
+from finance_exporter.domains import DOMAINS
+from finance_exporter.http import SCRAPE_TIMEOUT_HEADER, WORKERS, ExporterServer
 from finance_exporter.snapshot import QueryState, Refresher, Snapshot
 from finance_exporter.spec import MetricSpec, QuerySpec
 from support.clock import FakeClock
+from support.datastores import Database, RedisDb, StartExporter
 from support.exposition import by_label, parse
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -161,3 +164,76 @@ def test_concurrent_scrapers_queue_instead_of_being_dropped() -> None:
         if thread.is_alive():
             server.shutdown()
         server.server_close()
+
+
+def test_metrics_is_gzipped_when_the_scraper_accepts_it(served: Served) -> None:
+    host, port = served.server.server_address[:2]
+    plain = served.get("/metrics")[2]
+    request = urllib.request.Request(
+        f"http://{host!s}:{port}/metrics", headers={"Accept-Encoding": "gzip"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert gzip.decompress(response.read()).decode() == plain
+
+
+SCRAPERS = 32
+
+
+def _listen_overflows() -> int:
+    """TcpExt ListenOverflows of this network namespace: SYNs dropped on a full backlog."""
+    with open("/proc/net/netstat", encoding="ascii") as netstat:
+        lines = [line.split() for line in netstat if line.startswith("TcpExt:")]
+    names, values = lines[0], lines[1]
+    return int(values[names.index("ListenOverflows")])
+
+
+def _scrape_raw(host: str, port: int) -> bytes:
+    # A refused or dropped SYN would be retried after 1 s: a 0.5 s connect timeout fails instead.
+    with socket.create_connection((host, port), timeout=0.5) as client:
+        client.settimeout(30)
+        client.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        chunks = []
+        while chunk := client.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_32_concurrent_scrapes_share_one_refresh_on_a_bounded_pool(
+    database: Database, redis_db: RedisDb, start_exporter: StartExporter
+) -> None:
+    """32 scrapers at once on a fresh exporter (WORKERS threads): every connection is accepted
+    first time, every scrape is answered from the one refresh, rendered once."""
+    exporter = start_exporter("revenue", database.exporter_url, redis_db.exporter_url)
+    host, port = exporter.server.server_address[:2]
+    overflows = _listen_overflows()
+    barrier = threading.Barrier(SCRAPERS)
+    answers: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def scraper() -> None:
+        try:
+            barrier.wait(timeout=10)
+            answers.append(_scrape_raw(str(host), port))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=scraper) for _ in range(SCRAPERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert _listen_overflows() == overflows
+    heads, bodies = zip(*(answer.split(b"\r\n\r\n", 1) for answer in answers), strict=True)
+    assert {head.split(b"\r\n", 1)[0] for head in heads} == {b"HTTP/1.0 200 OK"}
+    runs = [
+        by_label(parse(body.decode()), "finance_exporter_query_runs_total", "query")
+        for body in bodies
+    ]
+    assert runs == [dict.fromkeys(((q.name,) for q in DOMAINS["revenue"]), 1.0)] * SCRAPERS
+    assert exporter.server.exposition.renders == 1
+    http_threads = [t for t in threading.enumerate() if t.name.startswith("http")]
+    assert 0 < len(http_threads) <= WORKERS

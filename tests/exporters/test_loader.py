@@ -148,7 +148,9 @@ def test_a_fold_is_checkpointed_and_restored_only_for_the_same_query(
     clock = FakeClock()
     store = CheckpointStore(tmp_path / "revenue.json")
     loader = QueryLoader([PAYMENTS_GROSS], postgres, None, store, clock)
-    snapshot = loader.load(loader.initial(), deadline=clock.monotonic() + 10)
+    initial = loader.initial()
+    snapshot = loader.load(initial, deadline=clock.monotonic() + 10)
+    loader.save_checkpoint(initial, snapshot)
     folded = snapshot.queries["payments_gross"]
     assert folded.values == {("USD", "pro", "web"): (Decimal("12.50"),)}
     assert folded.totals is not None and folded.totals.watermark > 0

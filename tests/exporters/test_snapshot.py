@@ -106,6 +106,44 @@ def test_a_follower_within_its_deadline_serves_the_leaders_refresh() -> None:
     assert len(results) == 2 and results[0] is results[1]
 
 
+def test_a_scrape_during_a_refresh_is_served_the_previous_snapshot_at_once() -> None:
+    clock = FakeClock()
+    gate = threading.Event()
+    gate.set()
+    loader = CountingLoader(clock, gate)
+    refresher = Refresher(loader, _empty(), min_interval_seconds=30.0, clock=clock)
+    first = refresher.get(clock.monotonic() + 10)
+    gate.clear()
+    loader.started.clear()
+    clock.advance(30.0)
+    results: list[Snapshot] = []
+    leader = threading.Thread(target=lambda: results.append(refresher.get(clock.monotonic() + 10)))
+    leader.start()
+    assert loader.started.wait(timeout=10)
+    # The leader's refresh is blocked; a scrape with all the time in the world does not wait.
+    assert refresher.get(clock.monotonic() + 3600) is first
+    assert leader.is_alive() and results == []
+    gate.set()
+    leader.join(timeout=10)
+    assert loader.loads == 2
+    assert results[0] is refresher.current and results[0].taken_at == clock.monotonic()
+
+
+def test_the_checkpoint_is_written_once_the_new_snapshot_is_served() -> None:
+    clock = FakeClock()
+    seen: list[tuple[bool, bool]] = []
+
+    def on_published(previous: Snapshot, snapshot: Snapshot) -> None:
+        # A scrape arriving during the write is served the new snapshot, without waiting.
+        served = refresher.get(clock.monotonic())
+        seen.append((previous is initial, served is snapshot))
+
+    initial = _empty()
+    refresher = Refresher(CountingLoader(clock), initial, 30.0, clock, on_published=on_published)
+    refresher.get(clock.monotonic() + 1)
+    assert seen == [(True, True)]
+
+
 def test_failed_run_keeps_values_and_counts_the_reason() -> None:
     state = QueryState(
         spec=MRR,
@@ -184,3 +222,46 @@ def test_concurrent_scrapes_share_one_refresh(
     assert _aggregate_calls(database.admin_url) == len(queries)
     runs = [r["finance_exporter_query_runs_total"] for r in results]
     assert all(run == runs[0] for run in runs)  # every scraper saw the same, single refresh
+
+
+def _blocked_exporter_backends(admin_url: str) -> int:
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE usename = 'finance_exporter' AND wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_scrapes_are_served_the_previous_snapshot_while_a_refresh_is_blocked(
+    database: Database, redis_db: RedisDb, start_exporter: StartExporter
+) -> None:
+    """A refresh stuck behind a table lock the test holds: another scrape still answers, with
+    the previous snapshot, while the refresh is provably still waiting on the lock."""
+    clock = FakeClock()
+    exporter = start_exporter("revenue", database.exporter_url, redis_db.exporter_url, clock=clock)
+    first = scrape(exporter)
+    assert set(first["finance_exporter_query_runs_total"].values()) == {1.0}
+    with psycopg.connect(database.admin_url) as locker:
+        locker.execute("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        clock.advance(3600.0)
+        leader_result: list[dict[str, object]] = []
+        leader = threading.Thread(target=lambda: leader_result.append(dict(scrape(exporter))))
+        leader.start()
+        for _ in range(500):  # poll every 10 ms, at most 5 s
+            if _blocked_exporter_backends(database.admin_url) > 0:
+                break
+            threading.Event().wait(0.01)
+        assert _blocked_exporter_backends(database.admin_url) == 1
+        during = scrape(exporter)
+        # Still blocked after the concurrent scrape returned: it did not wait for the refresh.
+        assert _blocked_exporter_backends(database.admin_url) == 1 and leader.is_alive()
+        locker.rollback()
+    leader.join(timeout=30)
+    assert during["finance_exporter_query_runs_total"] == first["finance_exporter_query_runs_total"]
+    assert during["finance_exporter_snapshot_age_seconds"] == {(): 3600.0}
+    assert len(leader_result) == 1
+    runs = leader_result[0]["finance_exporter_query_runs_total"]
+    assert isinstance(runs, dict) and set(runs.values()) == {2.0}

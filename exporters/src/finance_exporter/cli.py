@@ -142,7 +142,13 @@ def build(
         exporter=settings.exporter,
         tracer=tracing.get_tracer(provider),
     )
-    refresher = Refresher(loader, loader.initial(), settings.min_interval_seconds, clock)
+    refresher = Refresher(
+        loader,
+        loader.initial(),
+        settings.min_interval_seconds,
+        clock,
+        on_published=loader.save_checkpoint,
+    )
     server = ExporterServer(
         (settings.listen_host, settings.listen_port),
         refresher,

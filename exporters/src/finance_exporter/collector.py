@@ -1,4 +1,9 @@
-"""Collector: turns the current Snapshot into fresh metric families on every scrape (no I/O)."""
+"""Collector: turns a Snapshot into fresh metric families (no I/O).
+
+The families come in two parts. `fixed()` depends only on the snapshot and on which of its values
+are stale at the scrape's time; `timed()` (the watermark lags and the snapshot's age) moves with
+the clock. http.py renders the first part once per snapshot and the second on every scrape.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +38,32 @@ class SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Yield the business metrics, then the exporter's own."""
+        yield from self.fixed()
+        yield from self.timed()
+
+    def stale(self) -> frozenset[str]:
+        """Names of the queries whose values are past their max_age and left out."""
+        return frozenset(
+            name for name, state in self._snapshot.queries.items() if state.is_stale(self._now)
+        )
+
+    def fixed(self) -> Iterator[Metric]:
+        """The families that are the same for every scrape with the same stale queries."""
         for state in self._snapshot.queries.values():
             if not state.is_stale(self._now):
                 yield _family(state)
         yield from self._self_metrics()
+
+    def timed(self) -> Iterator[Metric]:
+        """The families whose values depend on the time of the scrape; they come last."""
+        lag = GaugeMetricFamily(sm.WATERMARK_LAG, sm.WATERMARK_LAG_HELP, labels=["query"])
+        for name, state in sorted(self._snapshot.queries.items()):
+            if state.spec.incremental and state.watermark_since is not None:
+                lag.add_metric([name], max(self._now - state.watermark_since, 0.0))
+        yield lag
+        age = self._monotonic_now - self._snapshot.taken_at
+        if age != float("inf"):
+            yield GaugeMetricFamily(sm.SNAPSHOT_AGE, sm.SNAPSHOT_AGE_HELP, value=max(age, 0.0))
 
     def _self_metrics(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(sm.UP, sm.UP_HELP, labels=["source"])
@@ -50,16 +77,13 @@ class SnapshotCollector:
         last = GaugeMetricFamily(
             sm.QUERY_LAST_SUCCESS, sm.QUERY_LAST_SUCCESS_HELP, labels=["query", "source"]
         )
-        runs = CounterMetricFamily(
-            sm.QUERY_RUNS, sm.QUERY_RUNS_HELP, labels=["query", "source"]
-        )
+        runs = CounterMetricFamily(sm.QUERY_RUNS, sm.QUERY_RUNS_HELP, labels=["query", "source"])
         errors = CounterMetricFamily(
             sm.QUERY_ERRORS, sm.QUERY_ERRORS_HELP, labels=["query", "source", "reason"]
         )
         skipped = CounterMetricFamily(
             sm.SKIPPED_VALUES, sm.SKIPPED_VALUES_HELP, labels=["query", "reason"]
         )
-        lag = GaugeMetricFamily(sm.WATERMARK_LAG, sm.WATERMARK_LAG_HELP, labels=["query"])
         for name, state in sorted(self._snapshot.queries.items()):
             success.add_metric([name], 1.0 if state.last_success else 0.0)
             duration.add_metric([name], state.duration_seconds)
@@ -68,17 +92,10 @@ class SnapshotCollector:
                 last.add_metric([name, source], state.loaded_at)
             runs.add_metric([name, source], float(state.runs_total))
             for reason in sm.REFRESH_REASONS:
-                errors.add_metric(
-                    [name, source, reason], float(state.errors_total.get(reason, 0))
-                )
+                errors.add_metric([name, source, reason], float(state.errors_total.get(reason, 0)))
             for reason, count in sorted(state.skipped_total.items()):
                 skipped.add_metric([name, reason], float(count))
-            if state.spec.incremental and state.watermark_since is not None:
-                lag.add_metric([name], max(self._now - state.watermark_since, 0.0))
-        yield from (success, duration, last, runs, errors, skipped, lag)
-        age = self._monotonic_now - self._snapshot.taken_at
-        if age != float("inf"):
-            yield GaugeMetricFamily(sm.SNAPSHOT_AGE, sm.SNAPSHOT_AGE_HELP, value=max(age, 0.0))
+        yield from (success, duration, last, runs, errors, skipped)
 
 
 def _family(state: QueryState) -> Metric:

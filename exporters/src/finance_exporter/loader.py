@@ -66,7 +66,10 @@ class QueryLoader:
         return Snapshot.empty(states)
 
     def load(self, previous: Snapshot, deadline: float) -> Snapshot:
-        """Run every query once, each bounded by its own timeout and the shared deadline."""
+        """Run every query once, each bounded by its own timeout and the shared deadline.
+
+        The totals are not checkpointed here: see `save_checkpoint`.
+        """
         states: dict[str, QueryState] = {}
         refused: set[str] = set()  # sources that refused a connection: skip their other queries
         failed: set[str] = set()  # sources that refused or timed out during this refresh
@@ -88,7 +91,6 @@ class QueryLoader:
         source_up = dict(previous.source_up)
         source_up.update(dict.fromkeys(answered, True))
         source_up.update(dict.fromkeys(failed, False))
-        self._save_checkpoint(previous, states)
         return Snapshot(taken_at=self._clock.monotonic(), queries=states, source_up=source_up)
 
     def _step(
@@ -193,7 +195,12 @@ class QueryLoader:
             raise SourceUnavailableError("postgres is not configured")
         return self._postgres
 
-    def _save_checkpoint(self, previous: Snapshot, states: Mapping[str, QueryState]) -> None:
+    def save_checkpoint(self, previous: Snapshot, snapshot: Snapshot) -> None:
+        """Persist the incremental totals of `snapshot` if they moved since `previous`.
+
+        The refresher calls this once the snapshot is served, so no scrape waits for the fsync.
+        """
+        states = snapshot.queries
         changed = any(
             state.totals is not None and state.totals != previous.queries[name].totals
             for name, state in states.items()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -91,30 +91,70 @@ class Loader(Protocol):
 
 
 class Refresher:
-    """Serves snapshots; at most one refresh runs at a time and concurrent scrapes share it."""
+    """Serves snapshots; one refresh at a time, and once there is a snapshot no scrape waits.
+
+    The first scrape that finds the snapshot older than min_interval refreshes it, within its own
+    deadline. A scrape that arrives meanwhile is served the previous snapshot at once: waiting
+    would buy it a value at most one refresh newer, at the price of the refresh's whole latency
+    (and, with many scrapers, of a thread per waiter). Only before the first refresh, when there
+    is nothing to serve, do scrapes wait for it, each within its own deadline.
+
+    The served snapshot is one immutable object replaced by a single reference assignment, so
+    a scrape reads it without a lock. The lock below is taken without blocking, by the refreshing
+    scrape only: no scrape ever waits on it, and no waiting scrape can starve a refresh of it.
+    """
 
     def __init__(
-        self, loader: Loader, initial: Snapshot, min_interval_seconds: float, clock: Clock
+        self,
+        loader: Loader,
+        initial: Snapshot,
+        min_interval_seconds: float,
+        clock: Clock,
+        on_published: Callable[[Snapshot, Snapshot], None] | None = None,
     ):
         self._loader = loader
         self._current = initial
         self._min_interval_seconds = min_interval_seconds
         self._clock = clock
-        self._lock = threading.Lock()
+        self._on_published = on_published
+        self._refreshing = threading.Lock()
+        self._loaded = threading.Event()
+        if initial.taken_at != float("-inf"):
+            self._loaded.set()
+
+    @property
+    def current(self) -> Snapshot:
+        """The snapshot served now, without refreshing it."""
+        return self._current
 
     def get(self, deadline: float) -> Snapshot:
-        """Return a snapshot no older than min_interval, or the newest one by `deadline`."""
+        """Return a snapshot no older than min_interval, else the newest one without waiting.
+
+        The scrape that refreshes waits for its own refresh, until `deadline` (monotonic).
+        """
         if self._is_fresh(self._current):
             return self._current
-        # Followers wait here for the leader's refresh instead of starting their own.
-        if not self._lock.acquire(timeout=max(deadline - self._clock.monotonic(), 0.0)):
-            return self._current
-        try:
-            if not self._is_fresh(self._current):  # the leader may have refreshed while we waited
-                self._current = self._loader.load(self._current, deadline)
-            return self._current
-        finally:
-            self._lock.release()
+        if self._refreshing.acquire(blocking=False):
+            try:
+                return self._refresh(deadline)
+            finally:
+                self._refreshing.release()
+        if not self._loaded.is_set():  # nothing to serve yet: wait for the first refresh
+            self._loaded.wait(timeout=max(deadline - self._clock.monotonic(), 0.0))
+        return self._current
+
+    def _refresh(self, deadline: float) -> Snapshot:
+        previous = self._current
+        if self._is_fresh(previous):  # another scrape refreshed between our check and the lock
+            return previous
+        snapshot = self._loader.load(previous, deadline)
+        self._current = snapshot
+        self._loaded.set()
+        # After the swap: scrapes already serve the new snapshot while this one is persisted.
+        # Still under the lock, so that two checkpoint writes never race each other.
+        if self._on_published is not None:
+            self._on_published(previous, snapshot)
+        return snapshot
 
     def _is_fresh(self, snapshot: Snapshot) -> bool:
         return self._clock.monotonic() - snapshot.taken_at < self._min_interval_seconds

@@ -646,6 +646,7 @@ def test_killing_the_demo_platform_pages_each_service_owner_and_nothing_else(
             assert body["payload"]["group"] == team and body["payload"]["severity"] == "critical"
             late = datetime.fromisoformat(body["received"]) - killed_at
             assert late.total_seconds() < 300, (service, late)
+            print(f"ServiceDown {service}: paged {team} after {late.total_seconds():.0f}s")
         # Past the point where the symptoms fire in Prometheus (fast burn: `for: 2m`; stale
         # market data: 60s old then `for: 2m`), plus group_wait: none of them may arrive.
         time.sleep(max(0.0, 240 - (datetime.now(UTC) - killed_at).total_seconds()))

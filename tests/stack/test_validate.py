@@ -30,6 +30,12 @@ def test_repository_configs_are_valid() -> None:
     assert result.stderr.count("[+]") == 7 and "[x]" not in result.stderr
 
 
+def _line_of(relative: str, text: str) -> int:
+    """The 1-based line of the repository file that starts with `text`."""
+    lines = (ROOT / relative).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.startswith(text))
+
+
 def _replace(old: str, new: str) -> Callable[[str], str]:
     def edit(text: str) -> str:
         assert old in text, old
@@ -69,7 +75,8 @@ BREAKAGES = {
     "compose-bad-yaml": (
         "docker-compose.yml",
         _replace("name: ${COMPOSE_PROJECT_NAME", "name: [${COMPOSE_PROJECT_NAME"),
-        "docker-compose.yml:15: invalid YAML",
+        f"docker-compose.yml:{_line_of('docker-compose.yml', 'name: ${COMPOSE_PROJECT_NAME')}: "
+        "invalid YAML",
     ),
     "prometheus-unknown-field": (
         "prometheus/prometheus.yml",

@@ -624,6 +624,15 @@ def test_killing_the_demo_platform_pages_each_service_owner_and_nothing_else(
 
     owners = {s.name: s.team for s in load().services}
     compose = ["compose", "--project-directory", str(stack.root)]
+    # The SLOs must be measured before the kill: every service's hourly request rate over the
+    # alerts' traffic floor (two scrapes of the platform at least). poll every 5s, at most 180s.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if len(prometheus_query(stack, "slo:requests:rate1h >= 0.1")) == len(owners):
+            break
+        time.sleep(5)
+    else:
+        pytest.fail(f"the SLOs are not measured: {prometheus_query(stack, 'slo:requests:rate1h')}")
     # Alerts already pending or firing (in Prometheus) are not the kill's doing.
     pending: Any = get_json(stack.url("PROMETHEUS_PORT", "/api/v1/alerts"))
     before = {

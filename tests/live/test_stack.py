@@ -33,7 +33,13 @@ import yaml
 from testcontainers.compose import DockerCompose
 
 from finance_demo.platform.app import ports
-from finance_stack.secrets import ALERTING, ALERTING_FOLDER, DERIVED, GENERATED
+from finance_stack.secrets import (
+    ALERTING,
+    ALERTING_FOLDER,
+    APP_EXPORTERS,
+    DERIVED,
+    GENERATED,
+)
 from support import panels, promql
 from support.pins import pinned_version
 from support.repo import ROOT, copy_repo
@@ -925,7 +931,7 @@ def test_every_panel_shows_data_over_the_demo_stack(stack: Stack) -> None:
     producers = panels.metric_services()
     every = panels.panels()
     running = running_services(stack.root, stack.env)
-    needs = {p: p.services(producers) - running - {panels.CONTRACT} for p in every}
+    needs = {p: p.missing(producers, running) for p in every}
     # A panel this stack cannot show must wait only for services whose images come from a
     # registry (checked by the full-stack test where one is reachable), never for a service
     # this stack could run.
@@ -975,7 +981,9 @@ def test_secrets_are_private_files(stack: Stack) -> None:
     folder = stack.root / "secrets"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     files = [p for p in folder.iterdir() if p.is_file()]
-    assert sorted(p.name for p in files) == sorted({*GENERATED, *DERIVED})
+    # The connection files of your own datastores' exporters exist (empty) whether or not those
+    # run, so their compose secrets always resolve.
+    assert sorted(p.name for p in files) == sorted({*GENERATED, *DERIVED, *APP_EXPORTERS})
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     # Alertmanager's receiver secrets: a folder of their own, mounted into its container alone.
@@ -1120,9 +1128,9 @@ def test_every_panel_shows_data_over_the_full_stack(
         running = running_services(root, env)
         every = panels.panels()
         producers = panels.metric_services()
-        assert {
-            p.key: sorted(p.services(producers) - running - {panels.CONTRACT}) for p in every
-        } == {p.key: [] for p in every}
+        assert {p.key: sorted(p.missing(producers, running)) for p in every} == {
+            p.key: [] for p in every
+        }
         empty = settled_empty_panels(f"http://127.0.0.1:{env['PROMETHEUS_PORT']}", every)
         assert empty - CONTRACT_PANELS == set(), sorted(empty - CONTRACT_PANELS)
     finally:

@@ -67,6 +67,18 @@ class Panel:
                 found |= producers[metric]
         return found
 
+    def missing(self, producers: dict[str, frozenset[str]], running: set[str]) -> frozenset[str]:
+        """The services the panel waits for: for each metric it reads that none of the running
+        services produces, all of its producers (one running producer is enough: the demo's
+        postgres-exporter and your own datastores' app-postgres-exporter both give pg_up)."""
+        lacking: frozenset[str] = frozenset()
+        for query in self.queries():
+            for metric in inspect(query).metrics:
+                services = producers[metric] - {CONTRACT}
+                if services and not services & running:
+                    lacking |= services
+        return lacking
+
     def queries(self) -> list[str]:
         """The panel's expressions as Prometheus sees them with every variable set to "all"."""
         return [fill_variables(expr, ".*") for expr in self.exprs]

@@ -12,6 +12,8 @@ ABSENT = "SLOMetricAbsent"
 CONSUMED = "SLOErrorBudgetConsumed"
 # The platform's error-budget policy reports 50% and 90% of the budget consumed (DESIGN.md §4).
 CONSUMED_STEPS = (0.5, 0.9)
+# The reports need a day of history: over less, a startup's failed scrapes are the budget.
+MIN_HISTORY = 86400
 # The metric each SLI is computed from: if it is missing, the SLO is not measured at all.
 SLI_METRIC = {
     "availability": "http_requests_total",
@@ -102,7 +104,18 @@ def service_rules(inventory: Inventory, service: Service) -> dict[str, Any]:
                 ),
             }
         )
-    budget: list[dict[str, Any]] = []
+    budget: list[dict[str, Any]] = [
+        {
+            # How long the service has been watched (to the hour, at most the window): a budget
+            # read over minutes of history says nothing, and a fresh stack's first failed
+            # scrapes would read as the budget spent.
+            "record": "slo:observed:seconds",
+            "expr": (
+                "time() - min by (service) (min_over_time(timestamp("
+                f'up{{service="{service.name}"}})[{inventory.slo_window}:1h]))\n'
+            ),
+        }
+    ]
     for slo, objective in _objectives(service).items():
         budget.append(
             {
@@ -222,6 +235,8 @@ def _consumed_alerts(inventory: Inventory, service: Service) -> list[dict[str, A
                     "expr": (
                         "slo:error_budget_remaining:ratio"
                         f'{{service="{service.name}",slo="{slo}"}} < {1 - step:.6g}\n'
+                        "and on (service)\n"
+                        f'slo:observed:seconds{{service="{service.name}"}} > {MIN_HISTORY}\n'
                     ),
                     # The budget is recorded every 5 minutes: three evaluations in a row.
                     "for": "15m",

@@ -9,6 +9,7 @@ import secrets
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import redis
@@ -231,10 +233,12 @@ class RedisServer:
         self.process = None
 
 
+_Served = TypeVar("_Served", bound=socketserver.BaseServer)
+
+
 @contextmanager
-def serving_alert_sink(capacity: int = MAX_NOTIFICATIONS) -> Iterator[AlertSinkServer]:
-    """The stack's alert-sink on a free loopback port, in a thread, stopped afterwards."""
-    server = make_server("127.0.0.1:0", capacity)
+def _serving(server: _Served) -> Iterator[_Served]:
+    """`server` answering in a daemon thread; shut down, closed and joined afterwards."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -243,6 +247,13 @@ def serving_alert_sink(capacity: int = MAX_NOTIFICATIONS) -> Iterator[AlertSinkS
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serving_alert_sink(capacity: int = MAX_NOTIFICATIONS) -> Iterator[AlertSinkServer]:
+    """The stack's alert-sink on a free loopback port, in a thread, stopped afterwards."""
+    with _serving(make_server("127.0.0.1:0", capacity)) as server:
+        yield server
 
 
 @contextmanager
@@ -252,12 +263,6 @@ def serving_smtp_sink(
     idle_timeout_seconds: float = 10.0,
 ) -> Iterator[SmtpSinkServer]:
     """The alert-sink's SMTP side on a free loopback port, recording into `log`, in a thread."""
-    server = SmtpSinkServer(("127.0.0.1", 0), log.add_mail, max_message_bytes, idle_timeout_seconds)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    smtp = SmtpSinkServer(("127.0.0.1", 0), log.add_mail, max_message_bytes, idle_timeout_seconds)
+    with _serving(smtp) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

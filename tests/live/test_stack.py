@@ -42,21 +42,10 @@ from finance_stack.secrets import (
 )
 from support import panels, promql
 from support.pins import pinned_version
+from support.ports import PORTS
 from support.repo import ROOT, copy_repo
 from support.servers import free_port
 
-PORTS = (
-    "PROMETHEUS_PORT",
-    "ALERTMANAGER_PORT",
-    "ALERT_SINK_PORT",
-    "ALERT_SINK_SMTP_PORT",
-    "REVENUE_EXPORTER_PORT",
-    "SIGNALS_EXPORTER_PORT",
-    "PORTFOLIO_EXPORTER_PORT",
-    "JAEGER_UI_PORT",
-    "OTLP_GRPC_PORT",
-    "OTLP_HTTP_PORT",
-)
 # The demo stack: the core, the demo data sources and platform, and Jaeger (profile traces).
 PROFILES = "demo,traces"
 SERVICES = ("api-gateway", "payment", "trading", "market-data", "user-management")

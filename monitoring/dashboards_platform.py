@@ -175,8 +175,16 @@ def exporters() -> Content:
                 "Watermark lag",
                 [Query("finance_exporter_watermark_lag_seconds", "{{exporter}} {{query}}")],
                 "s",
-                width=24,
                 **alerting("ExporterWatermarkLag", "s"),
+            ),
+            graph(
+                "First fold of history (backfill) progress",
+                [Query("finance_exporter_backfill_progress_ratio", "{{exporter}} {{query}}")],
+                "percentunit",
+                description=(
+                    "Share of each incremental query's history folded so far; its counter is "
+                    "exposed once this reaches 100%."
+                ),
             ),
         ]
     )

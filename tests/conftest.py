@@ -169,6 +169,7 @@ def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
         checkpoint_dir: Path | None = None,
         tracer_provider: TracerProvider | None = None,
         environ: Mapping[str, str] | None = None,
+        backfilled: bool = True,
     ) -> Exporter:
         env = dict(environ or {})
         if database_url:
@@ -188,6 +189,10 @@ def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
         thread = threading.Thread(target=exporter.server.serve_forever, daemon=True)
         thread.start()
         running.append((exporter, thread))
+        # Most tests read counters from the first scrape: let the first folds (backfill.py)
+        # finish, or fail once, before it. Tests of the fold itself pass backfilled=False.
+        if backfilled:
+            assert exporter.wait_backfilled(timeout_seconds=60), "first folds did not settle"
         return exporter
 
     yield start

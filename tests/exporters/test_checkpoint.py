@@ -13,7 +13,13 @@ import psycopg
 import pytest
 
 from finance_exporter.aggregate import Totals
-from finance_exporter.checkpoint import FORMAT_VERSION, CheckpointStore, Entry, fingerprint
+from finance_exporter.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointStore,
+    Entry,
+    Partial,
+    fingerprint,
+)
 from finance_exporter.domains.revenue import PAYMENTS_GROSS
 from support.datastores import Database, RedisDb, StartExporter
 from support.exposition import by_label, scrape
@@ -57,6 +63,74 @@ def test_the_file_is_versioned_json_with_decimal_strings(tmp_path: Path) -> None
     }
 
 
+PARTIAL = Partial(
+    fingerprint=ENTRY.fingerprint,
+    database=ENTRY.database,
+    totals=Totals(watermark=900, values={("EUR", "pro", "web"): (Decimal("2.50"),)}),
+    target=5000,
+    start=700,
+)
+
+
+def test_a_partial_fold_loads_back_beside_the_complete_entries(tmp_path: Path) -> None:
+    path = tmp_path / "revenue.json"
+    writer = CheckpointStore(path)
+    writer.save({"payments_gross": ENTRY})
+    writer.save_partial("refunds", PARTIAL)  # the backfill's write keeps the refresher's
+    reader = CheckpointStore(path)
+    assert reader.load() == {"payments_gross": ENTRY}
+    assert reader.partials() == {"refunds": PARTIAL}
+    # The partial part is a key of its own, which exporters before it never read.
+    document = json.loads(path.read_text())
+    assert document["version"] == 1
+    assert sorted(document["backfills"]["refunds"]) == [
+        "database",
+        "fingerprint",
+        "start",
+        "target",
+        "totals",
+        "watermark",
+    ]
+
+
+def test_complete_totals_supersede_the_partial_fold_of_the_same_query(tmp_path: Path) -> None:
+    path = tmp_path / "revenue.json"
+    store = CheckpointStore(path)
+    store.save_partial("payments_gross", PARTIAL)
+    store.save_partial("refunds", PARTIAL)
+    store.save({"payments_gross": ENTRY})
+    reader = CheckpointStore(path)
+    assert reader.load() == {"payments_gross": ENTRY}
+    assert reader.partials() == {"refunds": PARTIAL}
+    store.save({"payments_gross": ENTRY, "refunds": ENTRY})
+    assert "backfills" not in json.loads(path.read_text())
+
+
+def test_a_checkpoint_written_before_partial_folds_loads_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "revenue.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "queries": {
+                    "payments_gross": {
+                        "fingerprint": ENTRY.fingerprint,
+                        "database": ENTRY.database,
+                        "watermark": 1234,
+                        "totals": [
+                            {"key": ["EUR", "pro", "web"], "values": ["10.10"]},
+                            {"key": ["USD", "basic", "api"], "values": ["1E-7"]},
+                        ],
+                    }
+                },
+            }
+        )
+    )
+    store = CheckpointStore(path)
+    assert store.load() == {"payments_gross": ENTRY}
+    assert store.partials() == {}
+
+
 def test_without_a_path_nothing_is_read_or_written(tmp_path: Path) -> None:
     store = CheckpointStore(None)
     store.save({"payments_gross": ENTRY})
@@ -83,6 +157,11 @@ def test_a_missing_file_is_an_empty_checkpoint(tmp_path: Path) -> None:
             '{"version": 1, "queries": {"q": {"fingerprint": "f", "database": "d", '
             '"watermark": 12, "totals": [{"key": ["a"], "values": ["x"]}]}}}',
             "[<class 'decimal.ConversionSyntax'>]",
+        ),
+        (
+            '{"version": 1, "queries": {}, "backfills": {"q": {"fingerprint": "f", '
+            '"database": "d", "watermark": 12, "totals": [], "start": null}}}',
+            "'target'",
         ),
     ],
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
+from finance_exporter.aggregate import Totals
 from finance_exporter.collector import SnapshotCollector
 from finance_exporter.snapshot import QueryState, Snapshot
 from finance_exporter.spec import MetricSpec, QuerySpec
@@ -186,6 +188,27 @@ def test_self_metrics_describe_sources_queries_age_and_watermark_lag() -> None:
         ("payments",): 40.0
     }
     assert samples["finance_exporter_snapshot_age_seconds"] == {(): 2.0}
+
+
+def test_a_query_being_backfilled_shows_its_progress_and_no_values() -> None:
+    folding = QueryState(spec=COUNTER, backfill_ratio=0.25)
+    folded = QueryState(
+        spec=replace(COUNTER, name="refunds"),
+        values={("ok",): (Decimal(3),)},
+        loaded_at=NOW,
+        totals=Totals(watermark=9, values={("ok",): (Decimal(3),)}),
+    )
+    samples = _collect(_snapshot(folding, folded, QueryState(spec=GAUGE)))
+    # Gauges and Redis reads have no fold: only the incremental queries are listed.
+    assert by_label(samples, "finance_exporter_backfill_in_progress", "query") == {
+        ("payments",): 1.0,
+        ("refunds",): 0.0,
+    }
+    assert by_label(samples, "finance_exporter_backfill_progress_ratio", "query") == {
+        ("payments",): 0.25,
+        ("refunds",): 1.0,
+    }
+    assert by_label(samples, "finance_payments_total", "status") == {("ok",): 3.0}
 
 
 def test_the_empty_snapshot_has_no_age() -> None:

@@ -40,7 +40,8 @@ queries:
     )
     assert problems(path) == [
         f"{path}:1: min_interval_seconds: expected a positive number of seconds, got -1",
-        f"{path}:2: colour: unknown key; allowed: min_interval_seconds, queries, "
+        f"{path}:2: colour: unknown key; allowed: backfill_timeout_seconds, min_interval_seconds, "
+        "queries, "
         "redis_timeout_seconds, scrape_timeout_offset_seconds, scrape_timeout_seconds",
         f"{path}:5: queries.payments_gross.sql: missing placeholder %(high)s",
         f"{path}:5: queries.payments_gross.sql: missing placeholder %(low)s",

@@ -417,11 +417,10 @@ queries:
       ORDER BY model, evaluated_at DESC
   signals_generated:
     sql: |
-      SELECT NULL::text AS strategy, '1m' AS timeframe, '1'::text AS value
-      WHERE %(low)s::xid8 < %(high)s::xid8
-      UNION ALL SELECT 'momentum', '1m', NULL
-      UNION ALL SELECT 'momentum', '5m', 'abc'
-      UNION ALL SELECT 'breakout', '1h', '4'
+      SELECT strategy, timeframe, value FROM (VALUES
+        (NULL::text, '1m', '1'::text), ('momentum', '1m', NULL), ('momentum', '5m', 'abc'),
+        ('breakout', '1h', '4')) AS v (strategy, timeframe, value)
+      WHERE '0'::xid8 >= %(low)s::xid8 AND '0'::xid8 < %(high)s::xid8
 """
     )
     exporter = start_exporter(

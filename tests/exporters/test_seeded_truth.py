@@ -70,6 +70,7 @@ def bodies(seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         thread = threading.Thread(target=exporter.server.serve_forever, daemon=True)
         thread.start()
         try:
+            assert exporter.wait_backfilled(timeout_seconds=120)
             status, body = fetch(metrics_url(exporter))
         finally:
             exporter.server.shutdown()

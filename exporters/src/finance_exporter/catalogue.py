@@ -79,6 +79,8 @@ def render() -> str:
         (sm.SKIPPED_VALUES, "counter", "query, reason", sm.SKIPPED_VALUES_HELP),
         (sm.SNAPSHOT_AGE, "gauge", "none", sm.SNAPSHOT_AGE_HELP),
         (sm.WATERMARK_LAG, "gauge", "query", sm.WATERMARK_LAG_HELP),
+        (sm.BACKFILL_IN_PROGRESS, "gauge", "query", sm.BACKFILL_IN_PROGRESS_HELP),
+        (sm.BACKFILL_PROGRESS, "gauge", "query", sm.BACKFILL_PROGRESS_HELP),
     ):
         lines.append(f"| `{name}` | {kind} | {labels} | {help_text} |")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,11 @@
-"""Checkpoint of incremental totals, so a restarted exporter continues instead of rescanning."""
+"""Checkpoint of incremental totals, so a restarted exporter continues instead of rescanning.
+
+The file holds two parts. `queries`: totals complete below their watermark, served as they are.
+`backfills`: the first fold of a query still under way (backfill.py), complete below its
+watermark but not yet up to its target. The second part is a key that exporters older than it
+never read, so the format keeps version 1 both ways: an old exporter ignores a partial fold (and
+counts from zero), a new one reads an old file as it always was.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -29,6 +37,21 @@ class Entry:
     totals: Totals
 
 
+@dataclass(frozen=True)
+class Partial:
+    """A first fold under way: totals complete below `totals.watermark`, to go up to `target`.
+
+    `start` is the low end of the first chunk that found rows (None until one did), so that the
+    progress ratio measures the range that holds data rather than the empty ids below it.
+    """
+
+    fingerprint: str
+    database: str
+    totals: Totals
+    target: int
+    start: int | None = None
+
+
 def fingerprint(spec: QuerySpec) -> str:
     """Identify what a query counts: its SQL and its metric's columns."""
     text = "\x00".join([spec.sql, spec.metric.name, *spec.metric.key_columns()])
@@ -36,34 +59,67 @@ def fingerprint(spec: QuerySpec) -> str:
 
 
 class CheckpointStore:
-    """Reads and atomically replaces one JSON checkpoint file; a missing directory disables it."""
+    """Reads and atomically replaces one JSON checkpoint file; a missing directory disables it.
+
+    Two threads write it: the refresher (complete totals, `save`) and the backfill (partial
+    folds, `save_partial`). Each write replaces the whole file with both parts as last given,
+    under one lock, so neither writer drops what the other saved.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self._lock = threading.Lock()
+        self._entries: dict[str, Entry] = {}
+        self._partials: dict[str, Partial] = {}
 
     def load(self) -> dict[str, Entry]:
         """Return saved entries by query name; an unreadable file is logged and ignored."""
+        self._entries, self._partials = self._read()
+        return dict(self._entries)
+
+    def partials(self) -> dict[str, Partial]:
+        """The partial folds read by the latest `load`, by query name."""
+        return dict(self._partials)
+
+    def save(self, entries: Mapping[str, Entry]) -> None:
+        """Write all complete entries at once; a complete entry supersedes a query's partial."""
+        with self._lock:
+            partials = {n: p for n, p in self._partials.items() if n not in entries}
+            self._write(dict(entries), partials)
+
+    def save_partial(self, name: str, partial: Partial) -> None:
+        """Write the progress of one query's first fold, keeping everything else as saved."""
+        with self._lock:
+            self._write(self._entries, {**self._partials, name: partial})
+
+    def _read(self) -> tuple[dict[str, Entry], dict[str, Partial]]:
         if self.path is None or not self.path.exists():
-            return {}
+            return {}, {}
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
             if document.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unknown checkpoint version {document.get('version')!r}")
-            return {name: _entry(raw) for name, raw in document["queries"].items()}
+            entries = {name: _entry(raw) for name, raw in document["queries"].items()}
+            partials = {name: _partial(raw) for name, raw in document.get("backfills", {}).items()}
         except (OSError, ValueError, KeyError, TypeError, InvalidOperation) as err:
             logger.warning(
                 "checkpoint ignored", extra={"file.path": str(self.path), "error.message": str(err)}
             )
-            return {}
+            return {}, {}
+        return entries, partials
 
-    def save(self, entries: Mapping[str, Entry]) -> None:
-        """Write all entries at once (temporary file, fsync, rename)."""
+    def _write(self, entries: dict[str, Entry], partials: dict[str, Partial]) -> None:
+        """Write both parts (temporary file, fsync, rename); remember them once written."""
         if self.path is None:
             return
-        document = {
+        document: dict[str, object] = {
             "version": FORMAT_VERSION,
             "queries": {name: _raw(entry) for name, entry in sorted(entries.items())},
         }
+        if partials:
+            document["backfills"] = {
+                name: _raw_partial(partial) for name, partial in sorted(partials.items())
+            }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".checkpoint-")
         try:
@@ -75,9 +131,10 @@ class CheckpointStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._entries, self._partials = entries, partials
 
 
-def _raw(entry: Entry) -> dict[str, object]:
+def _raw(entry: Entry | Partial) -> dict[str, object]:
     rows = [
         {"key": list(key), "values": [str(v) for v in values]}
         for key, values in sorted(entry.totals.values.items())
@@ -90,6 +147,10 @@ def _raw(entry: Entry) -> dict[str, object]:
     }
 
 
+def _raw_partial(partial: Partial) -> dict[str, object]:
+    return {**_raw(partial), "target": partial.target, "start": partial.start}
+
+
 def _entry(raw: dict[str, object]) -> Entry:
     rows = raw["totals"]
     if not isinstance(rows, list):
@@ -98,11 +159,27 @@ def _entry(raw: dict[str, object]) -> Entry:
         tuple(str(k) for k in row["key"]): tuple(Decimal(str(v)) for v in row["values"])
         for row in rows
     }
-    watermark = raw["watermark"]
-    if not isinstance(watermark, int):
-        raise ValueError("watermark must be an integer")
     return Entry(
         fingerprint=str(raw["fingerprint"]),
         database=str(raw["database"]),
-        totals=Totals(watermark=watermark, values=values),
+        totals=Totals(watermark=_integer(raw, "watermark"), values=values),
     )
+
+
+def _partial(raw: dict[str, object]) -> Partial:
+    entry = _entry(raw)
+    start = raw.get("start")
+    return Partial(
+        fingerprint=entry.fingerprint,
+        database=entry.database,
+        totals=entry.totals,
+        target=_integer(raw, "target"),
+        start=None if start is None else _integer(raw, "start"),
+    )
+
+
+def _integer(raw: dict[str, object], key: str) -> int:
+    value = raw[key]
+    if not isinstance(value, int):
+        raise ValueError(f"{key} must be an integer")
+    return value

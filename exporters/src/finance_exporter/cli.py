@@ -15,6 +15,7 @@ from types import FrameType
 from opentelemetry.sdk.trace import TracerProvider
 
 from finance_exporter import logs, tracing
+from finance_exporter.backfill import Backfill
 from finance_exporter.check import check_online
 from finance_exporter.checkpoint import CheckpointStore
 from finance_exporter.config import DEFAULT_PORTS, Options, Settings, load_settings, mask_url
@@ -97,16 +98,23 @@ def _check(settings: Settings, connect: bool) -> int:
 
 @dataclass
 class Exporter:
-    """A wired exporter: its HTTP server and the clients to close after it."""
+    """A wired exporter: its HTTP server, its background fold and the clients to close after."""
 
     server: ExporterServer
     postgres: PostgresSource | None
     redis: RedisSource | None
     tracer_provider: TracerProvider | None = None
+    backfill: Backfill | None = None
+
+    def wait_backfilled(self, timeout_seconds: float) -> bool:
+        """Wait until every first fold is complete or failing; False if the time ran out."""
+        return self.backfill is None or self.backfill.wait_settled(timeout_seconds)
 
     def close(self) -> None:
-        """Close the listening socket and the datastore connections, then flush the spans."""
+        """Close the listening socket, the fold and the datastore connections, flush the spans."""
         self.server.server_close()
+        if self.backfill is not None:
+            self.backfill.stop()
         if self.postgres is not None:
             self.postgres.close()
         if self.redis is not None:
@@ -133,14 +141,25 @@ def build(
     checkpoint = None
     if settings.checkpoint_dir is not None:
         checkpoint = settings.checkpoint_dir / f"{settings.exporter}.json"
+    store = CheckpointStore(checkpoint)
+    backfill = None
+    if postgres is not None and any(q.incremental for q in settings.queries):
+        # Its own connection: the first folds run on their own thread (backfill.py).
+        backfill = Backfill(
+            PostgresSource(settings.database_url or "", f"{name}-backfill"),
+            store,
+            clock,
+            settings.backfill_timeout_seconds,
+        )
     loader = QueryLoader(
         settings.queries,
         postgres,
         redis,
-        CheckpointStore(checkpoint),
+        store,
         clock,
         exporter=settings.exporter,
         tracer=tracing.get_tracer(provider),
+        backfill=backfill,
     )
     refresher = Refresher(
         loader,
@@ -156,7 +175,15 @@ def build(
         settings.scrape_timeout_seconds,
         settings.scrape_timeout_offset_seconds,
     )
-    return Exporter(server=server, postgres=postgres, redis=redis, tracer_provider=provider)
+    if backfill is not None:
+        backfill.start_thread()
+    return Exporter(
+        server=server,
+        postgres=postgres,
+        redis=redis,
+        tracer_provider=provider,
+        backfill=backfill,
+    )
 
 
 def serve(settings: Settings) -> int:

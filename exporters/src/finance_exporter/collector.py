@@ -84,7 +84,19 @@ class SnapshotCollector:
         skipped = CounterMetricFamily(
             sm.SKIPPED_VALUES, sm.SKIPPED_VALUES_HELP, labels=["query", "reason"]
         )
+        backfilling = GaugeMetricFamily(
+            sm.BACKFILL_IN_PROGRESS, sm.BACKFILL_IN_PROGRESS_HELP, labels=["query"]
+        )
+        progress = GaugeMetricFamily(
+            sm.BACKFILL_PROGRESS, sm.BACKFILL_PROGRESS_HELP, labels=["query"]
+        )
         for name, state in sorted(self._snapshot.queries.items()):
+            if state.spec.incremental:
+                ratio = state.backfill_ratio
+                backfilling.add_metric([name], 0.0 if ratio is None else 1.0)
+                if ratio is None:
+                    ratio = 0.0 if state.totals is None else 1.0
+                progress.add_metric([name], ratio)
             success.add_metric([name], 1.0 if state.last_success else 0.0)
             duration.add_metric([name], state.duration_seconds)
             source = state.spec.source
@@ -95,7 +107,7 @@ class SnapshotCollector:
                 errors.add_metric([name, source, reason], float(state.errors_total.get(reason, 0)))
             for reason, count in sorted(state.skipped_total.items()):
                 skipped.add_metric([name, reason], float(count))
-        yield from (success, duration, last, runs, errors, skipped)
+        yield from (success, duration, last, runs, errors, skipped, backfilling, progress)
 
 
 def _family(state: QueryState) -> Metric:

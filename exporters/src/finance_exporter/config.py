@@ -22,6 +22,9 @@ DEFAULT_SCRAPE_TIMEOUT_SECONDS = 10.0
 # Leave this much of the scrape timeout for encoding and sending the response.
 DEFAULT_SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5
 DEFAULT_REDIS_TIMEOUT_SECONDS = 2.0
+# Statement timeout of one chunk of a first fold (backfill.py). Nobody waits for it, so it is
+# longer than any scrape; it doubles for a chunk of a single transaction id that still times out.
+DEFAULT_BACKFILL_TIMEOUT_SECONDS = 30.0
 # The OpenTelemetry SDK's own variable: set, the exporter sends its refresh spans there.
 OTLP_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
@@ -30,6 +33,7 @@ _TOP_KEYS = {
     "scrape_timeout_seconds",
     "scrape_timeout_offset_seconds",
     "redis_timeout_seconds",
+    "backfill_timeout_seconds",
     "queries",
 }
 _QUERY_KEYS = {
@@ -62,6 +66,7 @@ class Settings:
     log_level: str = "INFO"
     # Base URL of an OTLP/HTTP receiver (Jaeger's :4318); None: no tracing at all.
     otlp_endpoint: str | None = None
+    backfill_timeout_seconds: float = DEFAULT_BACKFILL_TIMEOUT_SECONDS
 
     def uses(self, source: str) -> bool:
         """True if any enabled query reads `source`."""
@@ -156,6 +161,7 @@ def apply_file(settings: Settings, path: Path) -> Settings:
             "scrape_timeout_seconds",
             "scrape_timeout_offset_seconds",
             "redis_timeout_seconds",
+            "backfill_timeout_seconds",
         )
         if key in data
     }
@@ -201,6 +207,9 @@ def apply_file(settings: Settings, path: Path) -> Settings:
             "scrape_timeout_offset_seconds", settings.scrape_timeout_offset_seconds
         ),
         redis_timeout_seconds=numbers.get("redis_timeout_seconds", settings.redis_timeout_seconds),
+        backfill_timeout_seconds=numbers.get(
+            "backfill_timeout_seconds", settings.backfill_timeout_seconds
+        ),
     )
 
 

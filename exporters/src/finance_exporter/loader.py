@@ -11,7 +11,8 @@ from opentelemetry.trace import Tracer
 
 from finance_exporter import tracing
 from finance_exporter.aggregate import Totals, apply
-from finance_exporter.checkpoint import CheckpointStore, Entry, fingerprint
+from finance_exporter.backfill import Backfill
+from finance_exporter.checkpoint import CheckpointStore, Entry, Partial, fingerprint
 from finance_exporter.errors import SourceError, SourceTimeoutError, SourceUnavailableError
 from finance_exporter.snapshot import Clock, QueryState, Snapshot
 from finance_exporter.sources.postgres import PostgresSource
@@ -25,13 +26,23 @@ UNAVAILABLE = SourceUnavailableError.reason
 TIMEOUT = SourceTimeoutError.reason
 INTERNAL = "internal"
 DEADLINE = "deadline"  # the scrape's deadline left no time for this query
+BACKFILL = "backfill"  # not run: the query's first fold is still running in the background
 
 # Below this budget a query is not started: it could not finish before the scrape deadline.
 MIN_QUERY_BUDGET_SECONDS = 0.05
 
 
+class _Recount(Exception):
+    """The totals belong to another database or a later one: fold the history again."""
+
+
 class QueryLoader:
-    """Loads every query from Postgres and Redis, keeping the previous value when one fails."""
+    """Loads every query from Postgres and Redis, keeping the previous value when one fails.
+
+    With a `backfill`, an incremental query without totals is not run by a refresh: its first
+    fold (and any recount) runs in the background, and the query is served from the refresh
+    after that fold is complete. Without one, the first fold is one statement in the refresh.
+    """
 
     def __init__(
         self,
@@ -42,6 +53,7 @@ class QueryLoader:
         clock: Clock,
         exporter: str = "",
         tracer: Tracer | None = None,
+        backfill: Backfill | None = None,
     ) -> None:
         self._queries = tuple(queries)
         self._postgres = postgres
@@ -50,10 +62,15 @@ class QueryLoader:
         self._clock = clock
         self._exporter = exporter
         self._tracer = tracer or tracing.get_tracer(None)
+        self._backfill = backfill
 
     def initial(self) -> Snapshot:
-        """The first snapshot: no values yet, incremental totals restored from the checkpoint."""
+        """The first snapshot: no values yet, incremental totals restored from the checkpoint.
+
+        A query with no saved totals starts (or resumes) its first fold in the background.
+        """
         saved = self._checkpoints.load()
+        partials = self._checkpoints.partials()
         states: dict[str, QueryState] = {}
         for spec in self._queries:
             entry = saved.get(spec.name)
@@ -61,9 +78,22 @@ class QueryLoader:
                 states[spec.name] = QueryState(
                     spec=spec, totals=entry.totals, database=entry.database
                 )
+            elif self._backfills(spec):
+                partial = partials.get(spec.name)
+                if partial is not None and partial.fingerprint != fingerprint(spec):
+                    partial = None
+                self._start_backfill(spec, partial)
+                states[spec.name] = QueryState(spec=spec, backfill_ratio=0.0)
             else:
                 states[spec.name] = QueryState(spec=spec)
         return Snapshot.empty(states)
+
+    def _backfills(self, spec: QuerySpec) -> bool:
+        return self._backfill is not None and spec.incremental and spec.source == "postgres"
+
+    def _start_backfill(self, spec: QuerySpec, partial: Partial | None = None) -> None:
+        assert self._backfill is not None
+        self._backfill.start(spec, partial)
 
     def load(self, previous: Snapshot, deadline: float) -> Snapshot:
         """Run every query once, each bounded by its own timeout and the shared deadline.
@@ -83,11 +113,15 @@ class QueryLoader:
                     refused.add(spec.source)
                 if reason in (UNAVAILABLE, TIMEOUT):
                     failed.add(spec.source)
-                elif reason != DEADLINE:
+                elif reason not in (DEADLINE, BACKFILL):
                     answered.add(spec.source)
                 _log_transition(before, after, reason)
                 states[spec.name] = after
-            tracing.refresh_done(refresh, sum(not s.last_success for s in states.values()))
+            # A query waiting for its first fold did not fail: it was not due to run.
+            failed_queries = sum(
+                not s.last_success and s.backfill_ratio is None for s in states.values()
+            )
+            tracing.refresh_done(refresh, failed_queries)
         source_up = dict(previous.source_up)
         source_up.update(dict.fromkeys(answered, True))
         source_up.update(dict.fromkeys(failed, False))
@@ -97,6 +131,10 @@ class QueryLoader:
         self, before: QueryState, refused: bool, deadline: float
     ) -> tuple[QueryState, str | None]:
         """Run one query unless its source refused already or the deadline leaves no time."""
+        if before.totals is None and self._backfills(before.spec):
+            before = self._adopt(before)
+            if before.totals is None:
+                return before, BACKFILL
         budget = min(before.spec.timeout_seconds, deadline - self._clock.monotonic())
         if refused:
             skipped = UNAVAILABLE
@@ -118,6 +156,9 @@ class QueryLoader:
                 shaped, totals, database = self._fold(state, budget)
             else:
                 shaped, totals, database = self._read_postgres(spec, budget), None, ""
+        except _Recount:
+            self._start_backfill(spec)
+            return _recounting(state), BACKFILL
         except SourceError as err:
             logger.debug("query failed", extra={"query": spec.name, "error.message": str(err)})
             tracing.record_failure(err.reason, err)
@@ -150,6 +191,25 @@ class QueryLoader:
         )
         return after, None
 
+    def _adopt(self, state: QueryState) -> QueryState:
+        """The state with its completed first fold, else with the fold's progress."""
+        assert self._backfill is not None
+        folded = self._backfill.take(state.spec.name)
+        if folded is None:
+            ratio = self._backfill.ratio(state.spec.name)
+            if ratio is None:  # no fold running for it (cannot happen, but must not stall)
+                self._start_backfill(state.spec)
+            return replace(state, backfill_ratio=ratio or 0.0)
+        skipped = Counter(state.skipped_total)
+        skipped.update(folded.skipped)
+        return replace(
+            state,
+            totals=folded.totals,
+            database=folded.database,
+            skipped_total=dict(skipped),
+            backfill_ratio=None,
+        )
+
     def _read_redis(self, spec: QuerySpec, budget: float) -> Shaped:
         if self._redis is None or spec.redis is None:
             raise SourceUnavailableError("redis is not configured")
@@ -174,6 +234,8 @@ class QueryLoader:
             logger.warning(
                 "database changed, recounting", extra={"query": spec.name, "database": database}
             )
+            if self._backfills(spec):
+                raise _Recount
             totals = Totals()
         params = {**_extra_params(spec), "low": str(totals.watermark)}
         result = postgres.fetch(spec.sql, params, budget, incremental=True)
@@ -181,6 +243,8 @@ class QueryLoader:
         if high < totals.watermark:
             # The database's transaction ids went back: it was restored or replaced.
             logger.warning("watermark ahead of database, recounting", extra={"query": spec.name})
+            if self._backfills(spec):
+                raise _Recount
             totals = Totals()
             result = postgres.fetch(spec.sql, {**params, "low": "0"}, budget, incremental=True)
             high = result.high or 0
@@ -224,8 +288,23 @@ def _extra_params(spec: QuerySpec) -> dict[str, object]:
     return {"buckets": list(spec.metric.buckets)} if spec.metric.buckets else {}
 
 
+def _recounting(state: QueryState) -> QueryState:
+    """The state while its history is folded again: nothing served until the fold is complete."""
+    return replace(
+        state,
+        values={},
+        loaded_at=None,
+        totals=None,
+        database="",
+        watermark_since=None,
+        backfill_ratio=0.0,
+    )
+
+
 def _log_transition(before: QueryState, after: QueryState, reason: str | None) -> None:
-    # Log changes of state only, not every scrape.
+    # Log changes of state only, not every scrape; a running backfill logs its own.
+    if reason == BACKFILL:
+        return
     if reason is not None and (before.last_success or before.runs_total == 0):
         logger.warning("query failing", extra={"query": after.spec.name, "reason": reason})
     elif reason is None and not before.last_success and before.runs_total > 0:

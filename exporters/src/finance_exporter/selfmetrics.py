@@ -37,4 +37,16 @@ WATERMARK_LAG_HELP = (
     "transaction holds back the oldest-running-transaction horizon."
 )
 
+BACKFILL_IN_PROGRESS = "finance_exporter_backfill_in_progress"
+BACKFILL_IN_PROGRESS_HELP = (
+    "1 while an incremental query's first fold of its history runs in the background (its "
+    "metric is left out until the fold is complete), else 0."
+)
+
+BACKFILL_PROGRESS = "finance_exporter_backfill_progress_ratio"
+BACKFILL_PROGRESS_HELP = (
+    "Share of an incremental query's history folded, 0..1: the transaction-id range done over the "
+    "range to fold, from the first row found; 1 once its totals are complete."
+)
+
 REFRESH_REASONS = ("unavailable", "timeout", "query", "deadline", "internal")

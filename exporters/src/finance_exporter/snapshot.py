@@ -50,6 +50,9 @@ class QueryState:
     totals: Totals | None = None
     database: str = ""
     watermark_since: float | None = None
+    # Set while the query's first fold runs in the background (backfill.py): the share of its
+    # history folded so far, 0..1. Its values stay empty until the fold is complete.
+    backfill_ratio: float | None = None
 
     def failed(self, reason: str, duration_seconds: float = 0.0) -> QueryState:
         """This state after a failed run: values kept (until max_age), error counted."""

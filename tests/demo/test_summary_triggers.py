@@ -107,3 +107,18 @@ def test_platform_writes_keep_the_summaries_but_cannot_write_them(database: Data
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"DELETE FROM {table}".encode())
     assert_summaries_exact(database.admin_url)
+
+
+def test_a_repeat_login_on_the_same_day_writes_no_summary_row(database: Database) -> None:
+    with psycopg.connect(database.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (email, tier, last_active_at)"
+            " VALUES ('a@example.com', 'pro', now() - interval '3 days')"
+        )
+        conn.execute("UPDATE users SET last_active_at = now()")  # the day's first login
+        versions = "SELECT day, xmin::text, users FROM user_activity_days ORDER BY day"
+        first = conn.execute(versions).fetchall()
+        conn.execute("UPDATE users SET last_active_at = now()")  # again: nothing moves
+        again = conn.execute(versions).fetchall()
+    assert [users for _, _, users in first] == [0, 1]
+    assert again == first  # same row versions: no write, no lock

@@ -14,6 +14,26 @@ WRITES = (
     "DELETE FROM orders",
     "CREATE TABLE intruder (id int)",
     "TRUNCATE signals",
+    "UPDATE subscription_live_totals SET mrr_amount = 0",
+    "DELETE FROM user_activity_days",
+)
+# What the exporter role may read: the reference tables and the gauge summaries, nothing else.
+READABLE = (
+    "model_evaluations",
+    "open_position_totals",
+    "orders",
+    "payments",
+    "portfolio_daily_snapshots",
+    "portfolio_day_totals",
+    "portfolios",
+    "positions",
+    "refunds",
+    "signals",
+    "subscription_live_totals",
+    "subscriptions",
+    "trades",
+    "user_activity_days",
+    "users",
 )
 
 
@@ -40,6 +60,19 @@ def test_exporter_role_can_read_the_reference_tables(database: Database) -> None
     with psycopg.connect(database.exporter_url) as conn:
         row = conn.execute("SELECT count(*) FROM payments").fetchone()
         assert row == (0,)
+
+
+def test_exporter_role_reads_the_gauge_summaries_and_holds_no_other_grant(
+    database: Database,
+) -> None:
+    with psycopg.connect(database.exporter_url) as conn:
+        row = conn.execute("SELECT count(*) FROM user_activity_days").fetchone()
+        assert row == (0,)
+        grants = conn.execute(
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = current_user ORDER BY 1, 2"
+        ).fetchall()
+    assert grants == [(table, "SELECT") for table in READABLE]
 
 
 def test_exporter_redis_user_cannot_write_or_read_other_keys(redis_db: RedisDb) -> None:

@@ -108,7 +108,9 @@ EXPECTED_SQL = {
         GROUP BY 1""",
     "finance_active_users": """
         SELECT tier, count(*) FROM users
-        WHERE status <> 'churned' AND now() - last_active_at <= interval '30 days' GROUP BY 1""",
+        WHERE status <> 'churned'
+          AND date(timezone('UTC', last_active_at)) + 30 >= date(timezone('UTC', now()))
+        GROUP BY 1""",
     "finance_user_signups_total": "SELECT tier, count(*) FROM users GROUP BY 1",
     "finance_user_churns_total": """
         SELECT tier, count(*) FROM users WHERE churned_at IS NOT NULL GROUP BY 1""",

@@ -7,8 +7,14 @@ from finance_exporter.spec import MetricSpec, QuerySpec, RedisRead, xid_range
 PRIORITIES = ("high", "normal", "low")
 PROVIDERS = ("polygon", "binance", "alpaca", "oanda")
 
-# Valuations come from the latest end-of-day snapshot of every portfolio.
-_LATEST_DAY = "s.day = (SELECT max(day) FROM portfolio_daily_snapshots)"
+# Valuations come from the latest end-of-day snapshot of every portfolio, summed per day and
+# account type by the reference schema's triggers (006_gauge_summaries.sql): a refresh reads
+# four rows, not one snapshot per portfolio.
+_LATEST_DAY = """
+FROM portfolio_day_totals
+WHERE portfolios > 0 AND day = (SELECT max(day) FROM portfolio_day_totals WHERE portfolios > 0)
+GROUP BY account_type
+"""
 
 AUM = QuerySpec(
     name="aum",
@@ -21,12 +27,7 @@ AUM = QuerySpec(
         max_series=4,
     ),
     sql=f"""
-SELECT p.account_type, sum(s.value_usd) AS value
-FROM portfolio_daily_snapshots AS s
-JOIN portfolios AS p ON p.id = s.portfolio_id
-WHERE {_LATEST_DAY}
-GROUP BY p.account_type
-""",
+SELECT account_type, sum(value_usd) AS value{_LATEST_DAY}""",
 )
 
 DAILY_RETURN = QuerySpec(
@@ -41,13 +42,7 @@ DAILY_RETURN = QuerySpec(
         allow_negative=True,
     ),
     sql=f"""
-SELECT p.account_type,
-       sum(s.value_usd * s.daily_return::numeric) / nullif(sum(s.value_usd), 0) AS value
-FROM portfolio_daily_snapshots AS s
-JOIN portfolios AS p ON p.id = s.portfolio_id
-WHERE {_LATEST_DAY}
-GROUP BY p.account_type
-""",
+SELECT account_type, sum(weighted_return) / nullif(sum(value_usd), 0) AS value{_LATEST_DAY}""",
 )
 
 VAR95 = QuerySpec(
@@ -62,12 +57,7 @@ VAR95 = QuerySpec(
         max_series=4,
     ),
     sql=f"""
-SELECT p.account_type, sum(s.var95_usd) AS value
-FROM portfolio_daily_snapshots AS s
-JOIN portfolios AS p ON p.id = s.portfolio_id
-WHERE {_LATEST_DAY}
-GROUP BY p.account_type
-""",
+SELECT account_type, sum(var95_usd) AS value{_LATEST_DAY}""",
 )
 
 TRADING_VOLUME = QuerySpec(
@@ -119,11 +109,10 @@ OPEN_POSITIONS = QuerySpec(
         max_series=4,
     ),
     sql="""
-SELECT p.account_type, count(*) AS value
-FROM positions AS x
-JOIN portfolios AS p ON p.id = x.portfolio_id
-WHERE x.status = 'open'
-GROUP BY p.account_type
+SELECT account_type, sum(positions) AS value
+FROM open_position_totals
+GROUP BY account_type
+HAVING sum(positions) > 0
 """,
 )
 

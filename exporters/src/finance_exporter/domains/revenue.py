@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from finance_exporter.spec import MetricSpec, QuerySpec, xid_range
 
+# The gauges read small summaries the reference schema keeps by trigger
+# (006_gauge_summaries.sql), never the live tables: a refresh reads at most a few dozen rows
+# however large subscriptions and users grow. A schema without them: docs/data-contract.md.
+# They sum per label set, so a summary may hold several rows per label set (striped rows).
+
 PAYMENTS_GROSS = QuerySpec(
     name="payments_gross",
     source="postgres",
@@ -74,11 +79,10 @@ MRR = QuerySpec(
         max_series=9,
     ),
     sql="""
-SELECT currency, plan,
-       sum(CASE billing_period WHEN 'yearly' THEN amount / 12 ELSE amount END) AS value
-FROM subscriptions
-WHERE status IN ('active', 'past_due')
+SELECT currency, plan, sum(mrr_amount) AS value
+FROM subscription_live_totals
 GROUP BY currency, plan
+HAVING sum(subscriptions) > 0
 """,
 )
 
@@ -93,10 +97,10 @@ ACTIVE_SUBSCRIPTIONS = QuerySpec(
         max_series=3,
     ),
     sql="""
-SELECT plan, count(*) AS value
-FROM subscriptions
-WHERE status IN ('active', 'past_due')
+SELECT plan, sum(subscriptions) AS value
+FROM subscription_live_totals
 GROUP BY plan
+HAVING sum(subscriptions) > 0
 """,
 )
 
@@ -106,15 +110,20 @@ ACTIVE_USERS = QuerySpec(
     metric=MetricSpec(
         name="finance_active_users",
         kind="gauge",
-        help="Users not churned and seen in the last 30 days.",
+        help="Users not churned and seen in the last 30 days, counted in whole UTC days: "
+        "since 00:00 UTC 30 days ago.",
         labels=("tier",),
         max_series=4,
     ),
+    # Day-granular so that a refresh sums at most 31 days x 4 tiers of rows; an exact
+    # `now() - interval '30 days'` would also read the boundary day's users, which grow with
+    # the table.
     sql="""
-SELECT tier, count(*) AS value
-FROM users
-WHERE status = 'active' AND last_active_at >= now() - interval '30 days'
+SELECT tier, sum(users) AS value
+FROM user_activity_days
+WHERE day >= (now() AT TIME ZONE 'UTC')::date - 30
 GROUP BY tier
+HAVING sum(users) > 0
 """,
 )
 

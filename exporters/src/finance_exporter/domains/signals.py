@@ -80,10 +80,24 @@ MODEL_ACCURACY = QuerySpec(
         labels=("model",),
         max_series=20,
     ),
+    # A skip scan of the (model, evaluated_at DESC) index: one probe per model for the next
+    # model name and one for its newest row, where DISTINCT ON would read every evaluation ever.
     sql="""
-SELECT DISTINCT ON (model) model, accuracy AS value
-FROM model_evaluations
-ORDER BY model, evaluated_at DESC
+WITH RECURSIVE models AS (
+    SELECT min(model) AS model FROM model_evaluations
+    UNION ALL
+    SELECT (SELECT min(e.model) FROM model_evaluations AS e WHERE e.model > m.model)
+    FROM models AS m
+    WHERE m.model IS NOT NULL
+)
+SELECT m.model, latest.accuracy AS value
+FROM models AS m
+CROSS JOIN LATERAL (
+    SELECT e.accuracy FROM model_evaluations AS e
+    WHERE e.model = m.model
+    ORDER BY e.evaluated_at DESC
+    LIMIT 1
+) AS latest
 """,
 )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from monitoring import alerting, application, dashboards
+from monitoring import alerting, application, dashboards, kubernetes, scale
 from monitoring.inventory import Inventory
 from monitoring.slo import HEADER, service_rules
 
@@ -45,25 +45,32 @@ def _slo_rules(inventory: Inventory) -> dict[Path, str]:
 
 
 APPLICATION_RULES = Path("prometheus/rules/application.rules.yml")
-SHARED_DIRS = {Path("prometheus/rules"), Path("alertmanager"), Path("alertmanager/tests")}
+SHARED_DIRS = {
+    Path("prometheus"),
+    Path("prometheus/rules"),
+    Path("alertmanager"),
+    Path("alertmanager/tests"),
+}
 
 
 def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (application and SLO rules, Alertmanager's generated parts and its
-    route tests, dashboards), by path relative to the repository root. Reads the hand-written
-    rules and alertmanager.yml under `root`."""
+    route tests, dashboards, the scale-out configs, the rules as PrometheusRule objects), by path
+    relative to the repository root. Reads the hand-written rules, alertmanager.yml,
+    prometheus.yml and the Grafana datasources under `root`."""
     rules = {
         APPLICATION_RULES: application.HEADER + dump(application.rules(inventory)),
         **_slo_rules(inventory),
     }
     config = (root / alerting.CONFIG).read_text(encoding="utf-8")
+    texts = alerting.rule_texts(root, rules)
     return {
         **rules,
-        alerting.CONFIG: alerting.render_config(
-            inventory, config, alerting.rule_texts(root, rules)
-        ),
+        alerting.CONFIG: alerting.render_config(inventory, config, texts),
         alerting.ROUTES: alerting.render_routes(inventory, root, rules),
         **dashboards.render(inventory),
+        **scale.render(root, dump),
+        **kubernetes.render(texts, dump),
     }
 
 

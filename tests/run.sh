@@ -76,6 +76,15 @@ install_go_tools() {
 	done
 }
 
+# Thanos at the version docker-compose.scale.yml pins, for the scale-out tests (tests/scale/):
+# built from its module and cached like the tools above (a first build takes several minutes on
+# 2 cores, so it happens here, not inside a test's time limit). The tests find it through
+# pinned-go.sh again, which then only checks the cache.
+install_scale_programs() {
+	step "thanos at the pinned version, for tests/scale (tests/live/images/pinned-go.sh)"
+	"${ROOT}/tests/live/images/pinned-go.sh" thanos 2> >(sed -u 's/^/    /' >&2) >/dev/null
+}
+
 # The live tests' Docker engine, Debian base image and stand-in images, made here rather than in
 # their session fixture, so that no test's time limit pays for a first build (the Go builds take
 # minutes on 2 cores). All cached: a second run only checks. Not as root: the live tests need
@@ -95,6 +104,7 @@ main() {
 	install_debian_packages
 	install_compose
 	install_go_tools
+	install_scale_programs
 	prepare_live_tests
 	install_python_packages
 	step "ruff format --check, ruff check"

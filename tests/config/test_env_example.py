@@ -1,4 +1,5 @@
-""".env.example against what reads it: every variable docker-compose.yml reads is there, as a
+""".env.example against what reads it: every variable docker-compose.yml (or its scale-out
+override, docker-compose.scale.yml) reads is there, as a
 commented `#NAME=default` line with the compose file's default character for character (a nested
 default as written: `#X_IMAGE=repo/x:${X_VERSION:-1.0}` for `${X_IMAGE:-repo/x:${X_VERSION:-1.0}}`),
 and every variable there is read by docker-compose.yml or the CLI (start-monitoring.sh and the
@@ -17,10 +18,14 @@ from support.compose_vars import ComposeVariableError, defaults
 from support.repo import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
+SCALE = ROOT / "docker-compose.scale.yml"
 EXAMPLE = ROOT / ".env.example"
 SCRIPT = ROOT / "start-monitoring.sh"
 STACK = ROOT / "stack" / "src" / "finance_stack"
-COMPOSE_CONFIG = ("docker", "compose", "--file", str(COMPOSE), "--profile", "*", "config")
+COMPOSE_CONFIG = (
+    *("docker", "compose", "--file", str(COMPOSE), "--file", str(SCALE)),
+    *("--profile", "*", "config"),
+)
 SETTING = re.compile(r"^#([A-Z][A-Z0-9_]*)=(.*)$")
 UNCOMMENTED = re.compile(r"^([A-Z][A-Z0-9_]*)=")
 # The CLI reads a setting as ${NAME} in bash, or through finance_stack's Settings in Python:
@@ -114,7 +119,12 @@ def cli_text() -> str:
 
 
 def real_problems() -> list[str]:
-    return env_example_problems(COMPOSE.read_text(), EXAMPLE.read_text(), cli_text())
+    return env_example_problems(compose_text(), EXAMPLE.read_text(), cli_text())
+
+
+def compose_text() -> str:
+    """Both compose files: a variable read by either is in .env.example, with one default."""
+    return COMPOSE.read_text() + SCALE.read_text()
 
 
 def test_env_example_matches_compose_and_script() -> None:
@@ -132,7 +142,7 @@ def test_the_parser_finds_what_compose_reads() -> None:
         cwd=ROOT,
     )
     listed = {name: v["DefaultValue"] for name, v in json.loads(result.stdout).items()}
-    assert defaults(COMPOSE.read_text()) == listed
+    assert defaults(compose_text()) == listed
 
 
 def planted(old: str, new: str, text: str) -> str:
@@ -186,7 +196,7 @@ def planted(old: str, new: str, text: str) -> str:
 def test_a_planted_mismatch_is_reported(where: str, old: str, new: str, problem: str) -> None:
     texts = {"compose": COMPOSE, "example": EXAMPLE, "script": SCRIPT}
     changed = {key: path.read_text() for key, path in texts.items()}
-    changed["script"] = cli_text()
+    changed["compose"], changed["script"] = compose_text(), cli_text()
     changed[where] = planted(old, new, changed[where])
     assert problem in env_example_problems(
         changed["compose"], changed["example"], changed["script"]
@@ -194,13 +204,13 @@ def test_a_planted_mismatch_is_reported(where: str, old: str, new: str, problem:
 
 
 def test_a_nested_default_is_shown_as_written() -> None:
-    compose = COMPOSE.read_text() + "\n# ${NEW_IMAGE:-repo/new:${NEW_VERSION:-1.0}}\n"
+    compose = compose_text() + "\n# ${NEW_IMAGE:-repo/new:${NEW_VERSION:-1.0}}\n"
     example = EXAMPLE.read_text() + "#NEW_VERSION=1.0\n#NEW_IMAGE=repo/new:${NEW_VERSION:-1.0}\n"
     assert env_example_problems(compose, example, cli_text()) == []
 
 
 def test_a_nested_default_shown_resolved_is_reported() -> None:
-    compose = COMPOSE.read_text() + "\n# ${NEW_IMAGE:-repo/new:${NEW_VERSION:-1.0}}\n"
+    compose = compose_text() + "\n# ${NEW_IMAGE:-repo/new:${NEW_VERSION:-1.0}}\n"
     example = EXAMPLE.read_text() + "#NEW_VERSION=1.0\n#NEW_IMAGE=repo/new:1.0\n"
     assert env_example_problems(compose, example, cli_text()) == [
         "NEW_IMAGE: .env.example shows 'repo/new:1.0', docker-compose.yml's default is"
@@ -209,7 +219,7 @@ def test_a_nested_default_shown_resolved_is_reported() -> None:
 
 
 def test_a_bare_reference_in_compose_is_reported() -> None:
-    compose = planted("${DEMO_LOAD_RATE:-4}", "$DEMO_LOAD_RATE", COMPOSE.read_text())
+    compose = planted("${DEMO_LOAD_RATE:-4}", "$DEMO_LOAD_RATE", compose_text())
     problems = env_example_problems(compose, EXAMPLE.read_text(), cli_text())
     assert len(problems) == 1
     assert "bare $DEMO_LOAD_RATE" in problems[0]

@@ -27,7 +27,7 @@ def validate(root: Path) -> subprocess.CompletedProcess[str]:
 def test_repository_configs_are_valid() -> None:
     result = validate(ROOT)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("[+]") == 7 and "[x]" not in result.stderr
+    assert result.stderr.count("[+]") == 8 and "[x]" not in result.stderr
 
 
 def _line_of(relative: str, text: str) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from finance_stack.secrets import write_alerting_secrets
 from support.repo import ROOT
-from support.servers import free_port
+from support.servers import free_port, stop_process
 from support.stack import ALERT_SINK_URL
 
 START_TIMEOUT_SECONDS = 15.0
@@ -96,12 +96,7 @@ def running_alertmanager(
         _wait_ready(url, process, log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_seconds=10)
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

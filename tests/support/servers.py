@@ -42,6 +42,16 @@ def free_port() -> int:
         return port
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL once `timeout_seconds` have passed; by the process' own pid."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _require(path: Path | str, hint: str) -> str:
     found = shutil.which(str(path))
     if found is None:

@@ -21,6 +21,8 @@ from finance_stack.envfile import Settings
 
 TIMEOUT_SECONDS = 120
 COMPOSE_FILE = "docker-compose.yml"
+# The scale-out override (docs/scale-out.md), merged onto COMPOSE_FILE when asked for.
+SCALE_FILE = "docker-compose.scale.yml"
 # ${NAME:-default}, ${NAME-default} or ${NAME}; the default may hold a nested ${...}.
 _VARIABLE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>.*))?\}$")
 _INSTALL_COMPOSE = (
@@ -95,27 +97,30 @@ class Project:
         return cls(name=data["name"], profiles=data["profiles"], services=services)
 
 
-def argv(root: Path, *args: str, all_profiles: bool = False) -> list[str]:
-    """The docker compose command line for this project."""
-    base = [
-        "docker",
-        "compose",
-        "--project-directory",
-        str(root),
-        "--file",
-        str(root / COMPOSE_FILE),
-    ]
+def argv(
+    root: Path, *args: str, all_profiles: bool = False, overrides: tuple[str, ...] = ()
+) -> list[str]:
+    """The docker compose command line for this project (with `overrides` merged on top)."""
+    base = ["docker", "compose", "--project-directory", str(root)]
+    for name in (COMPOSE_FILE, *overrides):
+        base += ["--file", str(root / name)]
     return [*base, *(["--profile", "*"] if all_profiles else []), *args]
 
 
-def run(root: Path, args: list[str], environ: Mapping[str, str], all_profiles: bool = False) -> str:
+def run(
+    root: Path,
+    args: list[str],
+    environ: Mapping[str, str],
+    all_profiles: bool = False,
+    overrides: tuple[str, ...] = (),
+) -> str:
     """Run docker compose; its stdout, or ComposeError with what to do."""
     if shutil.which("docker", path=environ.get("PATH")) is None:
         raise ComposeError(
             "docker not found: install Docker Engine (https://docs.docker.com/engine/install/)"
             " and re-run"
         )
-    command = argv(root, *args, all_profiles=all_profiles)
+    command = argv(root, *args, all_profiles=all_profiles, overrides=overrides)
     try:
         result = subprocess.run(
             command,

@@ -168,12 +168,14 @@ def _no_tool(root: Path, config: Path, tool: str, service: str) -> Problem:
     )
 
 
-def check_prometheus(root: Path) -> list[Problem]:
-    """promtool check config, which also checks every rule file it names."""
-    config = root / "prometheus" / "prometheus.yml"
-    argv = _tool(
-        root, "promtool", "prometheus", "prometheus", ["check", "config", "{folder}/prometheus.yml"]
-    )
+def check_prometheus(
+    root: Path, name: str = "prometheus.yml", options: tuple[str, ...] = ()
+) -> list[Problem]:
+    """promtool check config, which also checks every rule file it names (unless `options` say
+    --syntax-only)."""
+    config = root / "prometheus" / name
+    args = ["check", "config", *options, f"{{folder}}/{name}"]
+    argv = _tool(root, "promtool", "prometheus", "prometheus", args)
     if argv is None:
         return [_no_tool(root, config, "promtool", "prometheus")]
     return _run(root, argv, config, "promtool")
@@ -194,6 +196,31 @@ def check_alertmanager(root: Path) -> list[Problem]:
     return _run(root, argv, config, "amtool")
 
 
+def check_scale(root: Path) -> list[Problem]:
+    """The scale-out override (docs/scale-out.md): Compose merges it onto docker-compose.yml, and
+    promtool accepts the Prometheus config it mounts. What the base checks report (a broken
+    docker-compose.yml, a broken rule file) is not reported again here."""
+    override = root / compose.SCALE_FILE
+    if not override.exists():
+        return []
+    problems: list[Problem] = []
+    load_yaml(root, override, problems)
+    if problems:
+        return problems
+    if shutil.which("docker") is not None and not check_env(root) and not check_compose(root):
+        try:
+            compose.run(
+                root,
+                ["config", "--quiet"],
+                dict(os.environ),
+                all_profiles=True,
+                overrides=(compose.SCALE_FILE,),
+            )
+        except compose.ComposeError as err:
+            problems.append(Problem(_rel(root, override), None, str(err)))
+    return problems + check_prometheus(root, "prometheus.scale.yml", ("--syntax-only",))
+
+
 def check_env(root: Path) -> list[Problem]:
     """`.env` parses the way Compose reads it, and every port variable set in it is a port."""
     if not (root / ".env").is_file():
@@ -210,25 +237,34 @@ def check_env(root: Path) -> list[Problem]:
     return problems
 
 
+def _datasource_problems(root: Path, path: Path, uids: set[str]) -> list[Problem]:
+    """A provisioning file parses and gives each datasource a uid not in `uids` (updated)."""
+    problems: list[Problem] = []
+    document = load_yaml(root, path, problems)
+    if not isinstance(document, dict):
+        return problems
+    for source in document.get("datasources") or []:
+        uid = source.get("uid")
+        if not uid:
+            problems.append(
+                Problem(_rel(root, path), None, f"datasource {source.get('name')!r} has no uid")
+            )
+        elif uid in uids:
+            problems.append(Problem(_rel(root, path), None, f"duplicate datasource uid {uid!r}"))
+        uids.add(str(uid))
+    return problems
+
+
 def check_grafana(root: Path) -> list[Problem]:
-    """Provisioning parses, datasource uids are unique, dashboards parse and use known uids."""
+    """Provisioning parses, datasource uids are unique, dashboards parse and use known uids; the
+    scale-out override's datasources (grafana/scale/, mounted over the provisioned file) too."""
     problems: list[Problem] = []
     uids: set[str] = set()
     for path in sorted((root / "grafana" / "provisioning").rglob("*.yml")):
-        document = load_yaml(root, path, problems)
-        if not isinstance(document, dict):
-            continue
-        for source in document.get("datasources") or []:
-            uid = source.get("uid")
-            if not uid:
-                problems.append(
-                    Problem(_rel(root, path), None, f"datasource {source.get('name')!r} has no uid")
-                )
-            elif uid in uids:
-                problems.append(
-                    Problem(_rel(root, path), None, f"duplicate datasource uid {uid!r}")
-                )
-            uids.add(str(uid))
+        problems += _datasource_problems(root, path, uids)
+    scale = root / "grafana" / "scale" / "datasources.yml"
+    if scale.exists():
+        problems += _datasource_problems(root, scale, set())
     for path in sorted((root / "grafana" / "dashboards").rglob("*.json")):
         try:
             dashboard = json.loads(path.read_text(encoding="utf-8"))
@@ -335,6 +371,7 @@ CHECKS = {
     "compose": check_compose,
     "prometheus (promtool)": check_prometheus,
     "alertmanager (amtool)": check_alertmanager,
+    "scale-out override": check_scale,
     "grafana": check_grafana,
     "logstash": check_logstash,
     "elasticsearch, kibana": check_elastic,

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Go programs behind the stand-in images (and the promtool and amtool the config tests
-# use) at exactly the versions docker-compose.yml pins, from their upstream modules on the Go
-# module proxy, as static binaries. Nothing is typed twice: each program's version is read from
-# its image's default in docker-compose.yml (`${PROMETHEUS_IMAGE:-prom/prometheus:v3.5.0}`), so a
-# bumped pin builds the new version. Modules and builds are cached under /var/cache/ai-finance/go;
+# use, and the Thanos of the scale-out tests) at exactly the versions the compose files pin, from
+# their upstream modules on the Go module proxy, as static binaries. Nothing is typed twice: each
+# program's version is read from its image's default in docker-compose.yml or the scale-out
+# override docker-compose.scale.yml (`${PROMETHEUS_IMAGE:-prom/prometheus:v3.5.0}`), so a bumped
+# pin builds the new version. Modules and builds are cached under /var/cache/ai-finance/go;
 # a program already built at its version is reused. Prints the path of each binary on stdout, one
 # a line, in the order asked; progress goes to stderr.
 #
@@ -18,7 +19,13 @@ shopt -s inherit_errexit
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 readonly SCRIPT_DIR
-readonly COMPOSE_FILE="${COMPOSE_FILE_PATH:-${SCRIPT_DIR}/../../../docker-compose.yml}"
+# Where the pins are read: COMPOSE_FILE_PATH (one file), else both compose files.
+readonly REPO_ROOT="${SCRIPT_DIR}/../../.."
+if [[ -n ${COMPOSE_FILE_PATH:-} ]]; then
+    readonly -a COMPOSE_FILES=("${COMPOSE_FILE_PATH}")
+else
+    readonly -a COMPOSE_FILES=("${REPO_ROOT}/docker-compose.yml" "${REPO_ROOT}/docker-compose.scale.yml")
+fi
 readonly CACHE="${AI_FINANCE_GO_CACHE:-/var/cache/ai-finance/go}"
 readonly BIN_CACHE="${CACHE}/bin"
 readonly BUILD_TIMEOUT="${AI_FINANCE_GO_BUILD_TIMEOUT:-1200}"
@@ -28,10 +35,12 @@ readonly PROGRESS_EVERY=30
 readonly GONOSUMDB_MODULES=github.com/oliver006/redis_exporter
 
 # name: image variable | module | package | how the pin maps to the module version | version flags
+#       [| build tags, comma-separated, as the upstream release build sets them (.promu.yml)]
 # Version schemes: same (module version = image tag), prometheus3 (Prometheus 3.M.P is module
 # v0.3MM.P), jaeger2 (Jaeger 2.M.P is module v1.(M+63).P: v2.0.0 was released as v1.63.0).
 # Version flags: common (github.com/prometheus/common/version), redis (main.Build*), jaeger
-# (internal/version).
+# (internal/version). Thanos needs slicelabels: its labelpb casts labels.Labels as a slice, and
+# with Prometheus' default (stringlabels) layout it crashes on its first gRPC answer.
 declare -rA PROGRAMS=(
     [prometheus]="PROMETHEUS_IMAGE|github.com/prometheus/prometheus|./cmd/prometheus|prometheus3|common"
     [promtool]="PROMETHEUS_IMAGE|github.com/prometheus/prometheus|./cmd/promtool|prometheus3|common"
@@ -41,6 +50,7 @@ declare -rA PROGRAMS=(
     [postgres_exporter]="POSTGRES_EXPORTER_IMAGE|github.com/prometheus-community/postgres_exporter|./cmd/postgres_exporter|same|common"
     [redis_exporter]="REDIS_EXPORTER_IMAGE|github.com/oliver006/redis_exporter|.|same|redis"
     [jaeger]="JAEGER_IMAGE|github.com/jaegertracing/jaeger|./cmd/jaeger|jaeger2|jaeger"
+    [thanos]="THANOS_IMAGE|github.com/thanos-io/thanos|./cmd/thanos|same|common|netgo,slicelabels"
 )
 
 export GOMODCACHE="${CACHE}/mod" GOCACHE="${CACHE}/build" GOPATH="${CACHE}/path"
@@ -61,7 +71,8 @@ usage() {
     cat <<EOF
 Usage: tests/live/images/pinned-go.sh [--describe] NAME...
 
-Build (or reuse) each program at the version pinned in docker-compose.yml and print its path.
+Build (or reuse) each program at the version pinned in docker-compose.yml or
+docker-compose.scale.yml and print its path.
 NAME is one of: $(printf '%s\n' "${!PROGRAMS[@]}" | sort | tr '\n' ' ')
 
   --describe    Print "NAME PIN MODULE@VERSION" a line instead of building.
@@ -78,21 +89,21 @@ die() {
     exit 1
 }
 
-field() { # field SPEC N: the Nth |-separated field of SPEC
+field() { # field SPEC N: the Nth |-separated field of SPEC (empty if it has fewer)
     local -a parts
     IFS='|' read -r -a parts <<<"$1"
-    printf '%s\n' "${parts[$2]}"
+    printf '%s\n' "${parts[$2]:-}"
 }
 
-# The tag of an image variable's default in docker-compose.yml; it must be typed exactly once.
+# The tag of an image variable's default in the compose files; it must be typed exactly once.
 # Only a flat default is read here: a nested one (`${KIBANA_IMAGE:-…:${ELASTIC_VERSION:-8.18.2}}`,
 # parsed in full by tests/support/compose_vars.py) is refused rather than misread.
 pinned_tag() {
     local variable="$1" found
-    found="$(grep -oE "\\\$\\{${variable}:-[^}]+\\}" "${COMPOSE_FILE}" | sort -u)"
-    [[ -n "${found}" ]] || die "${COMPOSE_FILE} has no \${${variable}:-image:tag} default"
+    found="$(cat -- "${COMPOSE_FILES[@]}" | grep -oE "\\\$\\{${variable}:-[^}]+\\}" | sort -u)"
+    [[ -n "${found}" ]] || die "${COMPOSE_FILES[*]}: no \${${variable}:-image:tag} default"
     [[ "$(wc -l <<<"${found}")" -eq 1 ]] ||
-        die "${COMPOSE_FILE} gives ${variable} different defaults: ${found//$'\n'/, }"
+        die "${COMPOSE_FILES[*]} give ${variable} different defaults: ${found//$'\n'/, }"
     found="${found#*:-}"
     [[ "${found}" != *"\${"* ]] ||
         die "${variable}'s default nests another variable (${found}}); pinned-go.sh reads only flat pins"
@@ -167,14 +178,14 @@ with_progress() {
     info "${label}: built in $((SECONDS - started))s"
 }
 
-# describe NAME: "PIN MODULE MODULE_VERSION PACKAGE FLAGS" of one program.
+# describe NAME: "PIN MODULE MODULE_VERSION PACKAGE FLAGS [TAGS]" of one program.
 describe() {
     local spec="${PROGRAMS[$1]:-}" tag
     [[ -n "${spec}" ]] || die "unknown program $1 (see --help)"
     tag="$(pinned_tag "$(field "${spec}" 0)")"
-    printf '%s %s %s %s %s\n' "${tag}" "$(field "${spec}" 1)" \
+    printf '%s %s %s %s %s %s\n' "${tag}" "$(field "${spec}" 1)" \
         "$(module_version "$(field "${spec}" 3)" "${tag}")" "$(field "${spec}" 2)" \
-        "$(field "${spec}" 4)"
+        "$(field "${spec}" 4)" "$(field "${spec}" 5)"
 }
 
 # module_dir MODULE VERSION: download (or find in the cache) a module; print its directory.
@@ -189,9 +200,11 @@ print(info["Dir"])' || die "the Go module proxy did not serve $1@$2"
 }
 
 build() {
-    local name="$1" tag module modver package flags out dir src log ldflags
-    read -r tag module modver package flags < <(describe "${name}")
-    out="${BIN_CACHE}/${module##*/}@${modver}/${name}"
+    local name="$1" tag module modver package flags tags out dir src log ldflags
+    read -r tag module modver package flags tags < <(describe "${name}")
+    # Build tags are part of the cache key: the same version built with other tags is another
+    # binary (thanos@v0.42.4+netgo+slicelabels).
+    out="${BIN_CACHE}/${module##*/}@${modver}${tags:++${tags//,/+}}/${name}"
     if [[ -x "${out}" ]]; then
         info "${name} ${tag} (${module}@${modver}) is built: ${out}"
         printf '%s\n' "${out}"
@@ -207,8 +220,9 @@ build() {
     ldflags="-s -w $(version_ldflags "${flags}" "${src}" "${modver}" "${tag}")"
     log="${src}.log"
     info "${name} ${tag}: go build ${package} in ${module}@${modver} (limit ${BUILD_TIMEOUT}s)"
-    (cd "${src}" && with_progress "${name}" "${log}" go build -trimpath -ldflags "${ldflags}" \
-        -o "${src}/.out/${name}" "${package}") || die "could not build ${name}; log: ${log}"
+    (cd "${src}" && with_progress "${name}" "${log}" go build -trimpath -tags "${tags}" \
+        -ldflags "${ldflags}" -o "${src}/.out/${name}" "${package}") ||
+        die "could not build ${name}; log: ${log}"
     mkdir -p "$(dirname "${out}")"
     mv "${src}/.out/${name}" "${out}.tmp"
     mv "${out}.tmp" "${out}"

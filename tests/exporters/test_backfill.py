@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -209,16 +210,16 @@ def _query_gauge(samples: Samples, name: str) -> dict[str, float]:
     return {key[0]: value for key, value in by_label(samples, name, "query").items()}
 
 
-@pytest.fixture
-def gated(
+@contextlib.contextmanager
+def _gated_exporter(
     database: Database,
     redis_db: RedisDb,
     start_exporter: StartExporter,
-    write_config: Callable[[str], Path],
+    config: Path,
 ) -> Iterator[tuple[Conn, Exporter]]:
     """A revenue exporter whose `payments` fold is blocked on the gate an admin connection holds.
 
-    20 payments exist before it starts; the gate opens when the test leaves the fixture.
+    20 payments exist before it starts; the gate opens when the test leaves the block.
     """
     with psycopg.connect(database.admin_url, autocommit=True) as admin:
         _payments(admin, 20)
@@ -227,12 +228,43 @@ def gated(
             "revenue",
             database.exporter_url,
             redis_db.exporter_url,
-            config_file=write_config(GATED),
+            config_file=config,
             backfilled=False,
         )
         _wait_for(lambda: _waiting_on_gate(admin))
         yield admin, exporter
         admin.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
+
+
+@pytest.fixture
+def gated(
+    database: Database,
+    redis_db: RedisDb,
+    start_exporter: StartExporter,
+    write_config: Callable[[str], Path],
+) -> Iterator[tuple[Conn, Exporter]]:
+    """The gated exporter, refreshing on every scrape."""
+    with _gated_exporter(database, redis_db, start_exporter, write_config(GATED)) as gated:
+        yield gated
+
+
+def test_a_completed_fold_is_served_at_once_not_after_the_refresh_interval(
+    database: Database,
+    redis_db: RedisDb,
+    start_exporter: StartExporter,
+    write_config: Callable[[str], Path],
+) -> None:
+    """A fold that completes after the first refresh expires the snapshot: the next scrape
+    serves its counter, not one min_interval (here 300 s) later."""
+    config = write_config(GATED.replace("min_interval_seconds: 0.001", "min_interval_seconds: 300"))
+    with _gated_exporter(database, redis_db, start_exporter, config) as (admin, exporter):
+        assert by_label(scrape(exporter), "finance_payments_total", "status", "method") == {}
+        admin.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
+        assert exporter.wait_backfilled(timeout_seconds=30)
+        samples = scrape(exporter)
+        assert by_label(samples, "finance_payments_total", "status", "method") == {
+            ("succeeded", "card"): 20.0
+        }
 
 
 def test_while_a_fold_runs_metrics_answers_with_progress_and_no_partial_counter(

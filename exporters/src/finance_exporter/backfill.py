@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -112,6 +112,8 @@ class Backfill:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Called when a fold completes, so its totals are served at once (cli: Refresher.expire).
+        self.on_done: Callable[[], None] | None = None
 
     def start(self, spec: QuerySpec, saved: Partial | None = None) -> None:
         """Fold `spec`'s history, from zero or resuming `saved` (same query, checked later)."""
@@ -239,6 +241,8 @@ class Backfill:
                 "backfill done",
                 extra={"query": spec.name, "chunks": job.chunks, "target": partial.target},
             )
+            if self.on_done is not None:
+                self.on_done()
 
     def _advance(self, job: _Job, partial: Partial, checked: bool) -> None:
         """Record the fold's progress, in memory and then in the checkpoint."""

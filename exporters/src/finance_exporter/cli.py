@@ -176,6 +176,7 @@ def build(
         settings.scrape_timeout_offset_seconds,
     )
     if backfill is not None:
+        backfill.on_done = refresher.expire
         backfill.start_thread()
     return Exporter(
         server=server,

@@ -122,6 +122,7 @@ class Refresher:
         self._on_published = on_published
         self._refreshing = threading.Lock()
         self._loaded = threading.Event()
+        self._expired = False
         if initial.taken_at != float("-inf"):
             self._loaded.set()
 
@@ -129,6 +130,11 @@ class Refresher:
     def current(self) -> Snapshot:
         """The snapshot served now, without refreshing it."""
         return self._current
+
+    def expire(self) -> None:
+        """Make the next scrape refresh however fresh the snapshot is: there is something new to
+        serve (a first fold completed in the background), not worth a whole min_interval's wait."""
+        self._expired = True
 
     def get(self, deadline: float) -> Snapshot:
         """Return a snapshot no older than min_interval, else the newest one without waiting.
@@ -150,6 +156,7 @@ class Refresher:
         previous = self._current
         if self._is_fresh(previous):  # another scrape refreshed between our check and the lock
             return previous
+        self._expired = False  # an expire() during this load makes the next scrape refresh again
         snapshot = self._loader.load(previous, deadline)
         self._current = snapshot
         self._loaded.set()
@@ -160,4 +167,6 @@ class Refresher:
         return snapshot
 
     def _is_fresh(self, snapshot: Snapshot) -> bool:
+        if self._expired:
+            return False
         return self._clock.monotonic() - snapshot.taken_at < self._min_interval_seconds

@@ -1,7 +1,8 @@
 """Benchmark: the revenue exporter beside query-exporter and postgres_exporter, same load.
 
 Usage: nice -n 19 .venv/bin/python bench/bench_peers.py [--payments 100000 1000000 10000000]
-           [--scrapers 1 8 32] [--phase-seconds 40] [--interval 15] [--trickle-per-second 20]
+           [--scrapers 1 8 32] [--paced-scrapers 32] [--pace 1] [--soak-minutes 0]
+           [--phase-seconds 40] [--interval 15] [--trickle-per-second 20]
            [--logins-per-second 5] [--tools ours query-exporter postgres_exporter] [--json PATH]
 
 For each size: its own PostgreSQL 15 (as the tests start it, with pg_stat_statements), the
@@ -9,7 +10,9 @@ reference data seeded by the demo seeder, and a steady trickle of new payments a
 thread. Then per tool, as a child process on 127.0.0.1: the time from its start to the first
 complete /metrics (every business metric present, and for ours no first fold in progress), one
 phase per scraper count in which every scraper scrapes in a loop with Prometheus 3's headers
-(10 s timeout, counted as a failure), and at the end a check that its finance_payments_total by
+(10 s timeout, counted as a failure), one per paced count in which each scraper scrapes every
+--pace seconds at an offset of its own (as Prometheus servers do), an optional soak of ours
+(RSS each minute) at the largest size, and at the end a check that its finance_payments_total by
 status equals a direct count. The peers run the naive full-aggregate SQL of our revenue queries
 (no watermark); the same SQL run once directly is the "naive SQL alone" row. Markdown table per
 size to stdout, progress to stderr, every figure with --json. bench/README.md says how to run it.
@@ -532,6 +535,7 @@ class Phase:
     tool: str
     scrapers: int
     seconds: float
+    pace_seconds: float | None = None  # None: a closed loop; else each scraper every pace s
     scrapes: int = 0
     failed: int = 0
     timeouts: int = 0
@@ -539,6 +543,7 @@ class Phase:
     p99_ms: float | None = None
     max_ms: float | None = None
     cpu_ms_per_scrape: float | None = None
+    client_cpu_ms_per_scrape: float | None = None  # the benchmark's own scraper threads
     refreshes: int = 0
     db_ms_per_refresh: float | None = None
     statements_per_refresh: float | None = None
@@ -551,21 +556,84 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND  # utime + stime
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _own_cpu_seconds() -> float:
+    """This process' CPU time (the scraper threads, the trickle and the sampling of the phase)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _status_mb(pid: int, key: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-def _phase(child: Child, admin: str, scrapers: int, seconds: float) -> Phase:
+def _peak_rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmHWM")
+
+
+@dataclass
+class Soak:
+    """Ours for a long stretch under the trickle and paced scrapers: RSS over time."""
+
+    minutes: float
+    scrapers: int
+    pace_seconds: float
+    scrapes: int = 0
+    failed: int = 0
+    timeouts: int = 0
+    p99_ms: float | None = None
+    rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (minute, VmRSS MB)
+    baseline_mb: float = 0.0  # after the first phase
+    end_mb: float = 0.0
+    peak_mb: float = 0.0
+    growth_percent: float = 0.0
+
+
+def _soak(child: Child, admin: str, minutes: float, scrapers: int, pace: float) -> Soak:
+    """Paced phases of one minute back to back, VmRSS read after each; growth is the last
+    reading over the first (the first minute is warm-up: caches and the first renders)."""
+    soak = Soak(minutes, scrapers, pace)
+    p99s = []
+    for minute in range(1, max(2, round(minutes)) + 1):
+        phase = _phase(child, admin, scrapers, 60.0, pace)
+        soak.scrapes += phase.scrapes
+        soak.failed += phase.failed
+        soak.timeouts += phase.timeouts
+        if phase.p99_ms is not None:
+            p99s.append(phase.p99_ms)
+        rss = _status_mb(child.process.pid, "VmRSS")
+        soak.rss_mb.append((minute, round(rss, 1)))
+        _log(f"{child.name}: soak minute {minute}, RSS {rss:.1f} MB, p99 {phase.p99_ms} ms")
+    soak.baseline_mb = soak.rss_mb[0][1]
+    soak.end_mb = soak.rss_mb[-1][1]
+    soak.peak_mb = _peak_rss_mb(child.process.pid)
+    soak.growth_percent = (soak.end_mb / soak.baseline_mb - 1) * 100
+    soak.p99_ms = max(p99s) if p99s else None
+    return soak
+
+
+def _phase(
+    child: Child, admin: str, scrapers: int, seconds: float, pace: float | None = None
+) -> Phase:
+    """`scrapers` threads for `seconds`: in a closed loop (each scrapes again as soon as its
+    last scrape ends: the tool's saturation), or paced as Prometheus servers are (each scrapes
+    every `pace` seconds at an offset of its own, drawn at random as Prometheus spreads its
+    targets over the interval; a scrape that overruns its slot skips to the next)."""
     latencies: list[float] = []
-    result = Phase(child.name, scrapers, seconds)
+    result = Phase(child.name, scrapers, seconds, pace)
     lock = threading.Lock()
     stop = threading.Event()
 
     def scraper() -> None:
+        offset = random.uniform(0, pace) if pace else 0.0
+        next_at = time.monotonic() + offset
         while not stop.is_set():
+            if pace:
+                if stop.wait(max(0.0, next_at - time.monotonic())):
+                    return
+                next_at += pace * max(1, int((time.monotonic() - next_at) // pace) + 1)
             started = time.perf_counter()
             try:
                 status, _ = _scrape(child.port, PROMETHEUS_HEADERS, SCRAPE_TIMEOUT_SECONDS)
@@ -590,6 +658,7 @@ def _phase(child: Child, admin: str, scrapers: int, seconds: float) -> Phase:
     threads = [threading.Thread(target=scraper, daemon=True) for _ in range(scrapers)]
     _reset_statements(admin)
     cpu_before = _cpu_seconds(child.process.pid)
+    client_before = _own_cpu_seconds()
     for thread in threads:
         thread.start()
     time.sleep(seconds)
@@ -597,6 +666,7 @@ def _phase(child: Child, admin: str, scrapers: int, seconds: float) -> Phase:
     for thread in threads:
         thread.join()
     cpu = _cpu_seconds(child.process.pid) - cpu_before
+    client_cpu = _own_cpu_seconds() - client_before
     db_ms, statements, refreshes = _db_side(admin)
     result.scrapes = len(latencies) + result.failed + result.timeouts
     result.errors = sorted(set(result.errors))[:5]
@@ -607,6 +677,7 @@ def _phase(child: Child, admin: str, scrapers: int, seconds: float) -> Phase:
         result.max_ms = latencies[-1] * 1000
     if result.scrapes:
         result.cpu_ms_per_scrape = cpu / result.scrapes * 1000
+        result.client_cpu_ms_per_scrape = client_cpu / result.scrapes * 1000
     result.refreshes = refreshes
     if refreshes:
         result.db_ms_per_refresh = db_ms / refreshes
@@ -676,6 +747,7 @@ def _run_tool(
     admin: str,
     trickle: Trickle,
     args: argparse.Namespace,
+    soak_minutes: float = 0.0,
 ) -> dict[str, Any]:
     _log(f"{name}: starting")
     child = start()
@@ -683,19 +755,27 @@ def _run_tool(
         first = _first_complete(child, args.start_timeout)
         _log(f"{name}: first complete /metrics after {first:.2f} s")
         phases = []
-        for scrapers in args.scrapers:
-            _log(f"{name}: phase with {scrapers} scrapers, {args.phase_seconds:g} s")
-            phase = _phase(child, admin, scrapers, args.phase_seconds)
+        runs = [(n, None) for n in args.scrapers] + [(n, args.pace) for n in args.paced_scrapers]
+        for scrapers, pace in runs:
+            how = f"paced every {pace:g} s" if pace else "in a loop"
+            _log(f"{name}: phase with {scrapers} scrapers {how}, {args.phase_seconds:g} s")
+            phase = _phase(child, admin, scrapers, args.phase_seconds, pace)
             _log(
                 f"{name}: phase end, {phase.scrapes} scrapes, {phase.failed} failed, "
                 f"{phase.timeouts} timed out, {phase.refreshes} refreshes"
             )
             phases.append(asdict(phase))
+        figures: dict[str, Any] = {"first_complete_seconds": first, "phases": phases}
+        if soak_minutes:
+            scrapers = max(args.paced_scrapers or args.scrapers)
+            _log(f"{name}: soak for {soak_minutes:g} minutes, {scrapers} scrapers paced")
+            figures["soak"] = asdict(_soak(child, admin, soak_minutes, scrapers, args.pace))
         recount = _recount(child, admin, trickle, 2 * args.interval + args.start_timeout / 10)
         _log(f"{name}: recount {'matches' if recount['match'] else 'DIFFERS'}: {recount}")
         if child.process.poll() is not None:
             raise RuntimeError(f"{name} exited during the run:\n{_tail(child)}")
-        return {"first_complete_seconds": first, "phases": phases, "recount": recount}
+        figures["recount"] = recount
+        return figures
     except Exception:
         _log(f"{name}: failed; its log ends with:\n{_tail(child)}")
         raise
@@ -730,8 +810,11 @@ def _run_size(payments: int, args: argparse.Namespace) -> dict[str, Any]:
             trickle = Trickle(admin, args.trickle_per_second, args.logins_per_second)
             trickle.start()
             try:
+                soak = args.soak_minutes if payments == max(args.payments) else 0.0
                 for tool in args.tools:
-                    figures["tools"][tool] = _run_tool(tool, starters[tool], admin, trickle, args)
+                    figures["tools"][tool] = _run_tool(
+                        tool, starters[tool], admin, trickle, args, soak if tool == "ours" else 0.0
+                    )
             finally:
                 trickle.stop()
             figures["trickle"] = {"payments": trickle.payments, "errors": trickle.errors}
@@ -756,28 +839,47 @@ def _print_table(figures: dict[str, Any], args: argparse.Namespace) -> None:
     )
     print(
         "| tool | scrapers | scrapes | failed | timed out | p50 ms | p99 ms | max ms "
-        "| CPU ms per scrape | DB ms per refresh | statements per refresh | refreshes "
-        "| peak RSS MB | first complete /metrics s | recount |"
+        "| CPU ms per scrape | client CPU ms per scrape | DB ms per refresh "
+        "| statements per refresh | refreshes | peak RSS MB | first complete /metrics s "
+        "| recount |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for tool, result in figures["tools"].items():
         recount = "match" if result["recount"]["match"] else "**differs**"
         for p in result["phases"]:
+            how = (
+                f"{p['scrapers']} paced ({p['pace_seconds']:g} s)"
+                if p["pace_seconds"]
+                else (f"{p['scrapers']} in a loop")
+            )
             print(
-                f"| {tool} | {p['scrapers']} | {p['scrapes']:,} | {p['failed']} "
+                f"| {tool} | {how} | {p['scrapes']:,} | {p['failed']} "
                 f"| {p['timeouts']} | {_fmt(p['p50_ms'])} | {_fmt(p['p99_ms'])} "
                 f"| {_fmt(p['max_ms'])} | {_fmt(p['cpu_ms_per_scrape'], 2)} "
+                f"| {_fmt(p['client_cpu_ms_per_scrape'], 2)} "
                 f"| {_fmt(p['db_ms_per_refresh'], 2)} | {_fmt(p['statements_per_refresh'])} "
                 f"| {p['refreshes']} | {p['peak_rss_mb']:.0f} "
                 f"| {result['first_complete_seconds']:.2f} | {recount} |"
             )
     naive = figures["naive_sql_alone"]
     print(
-        f"| naive SQL alone | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a "
+        f"| naive SQL alone | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a "
         f"| {naive['db_ms_per_refresh']:.2f} | {naive['statements_per_refresh']:.0f} "
         f"| 1 | n/a | n/a | n/a |",
         flush=True,
     )
+    for tool, result in figures["tools"].items():
+        if "soak" in result:
+            soak = result["soak"]
+            print(
+                f"\n{tool}, soak of {soak['minutes']:g} minutes with {soak['scrapers']} scrapers "
+                f"paced every {soak['pace_seconds']:g} s: {soak['scrapes']:,} scrapes, "
+                f"{soak['failed']} failed, {soak['timeouts']} timed out, worst minute's p99 "
+                f"{_fmt(soak['p99_ms'])} ms; RSS {soak['baseline_mb']:.1f} MB after the first "
+                f"minute, {soak['end_mb']:.1f} MB at the end ({soak['growth_percent']:+.1f}%), "
+                f"peak {soak['peak_mb']:.1f} MB",
+                flush=True,
+            )
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -788,6 +890,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--scrapers", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--paced-scrapers",
+        type=int,
+        nargs="*",
+        default=[32],
+        help="scraper counts for paced phases, each scraper every --pace seconds",
+    )
+    parser.add_argument(
+        "--pace", type=float, default=1.0, help="seconds between a paced scraper's scrapes"
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=0.0,
+        help="after the largest size's phases, run ours this long under paced scrapers and "
+        "report its RSS each minute",
+    )
     parser.add_argument("--phase-seconds", type=float, default=40.0)
     parser.add_argument(
         "--interval",

@@ -186,5 +186,11 @@ def exporters() -> Content:
                     "exposed once this reaches 100%."
                 ),
             ),
+            graph(
+                "First folds failing",
+                [Query("finance_exporter_backfill_failing", "{{exporter}} {{query}}")],
+                "none",
+                **alerting("ExporterBackfillFailing"),
+            ),
         ]
     )

@@ -23,6 +23,7 @@ from finance_exporter.sources.postgres import PostgresSource
 from finance_exporter.spec import MetricSpec, QuerySpec, xid_range
 from support.datastores import Database, RedisDb, StartExporter
 from support.exposition import Samples, by_label, scrape
+from support.servers import free_port
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -59,13 +60,6 @@ queries:
       WHERE {xid_range("p.final_xid")}
       GROUP BY p.status, p.method
 """
-
-
-@pytest.fixture
-def postgres(database: Database) -> Iterator[PostgresSource]:
-    source = PostgresSource(database.exporter_url, "test-backfill")
-    yield source
-    source.close()
 
 
 def _user(conn: Conn) -> int:
@@ -310,15 +304,29 @@ def test_rows_committed_during_the_fold_are_counted_exactly_once(
     }
 
 
-def test_a_database_whose_ids_went_back_is_folded_again_in_the_background(
+def _three_payments_folded_by_a_loader(
     database: Database, postgres: PostgresSource, tmp_path: Path
-) -> None:
+) -> tuple[SystemClock, CheckpointStore, Backfill, QueryLoader]:
+    """Three payments, and a loader of SLOW whose fold is stepped by the test (no thread)."""
     with psycopg.connect(database.admin_url, autocommit=True) as conn:
         _payments(conn, 3)
     clock = SystemClock()
     store = CheckpointStore(tmp_path / "c.json")
     backfill = _backfill(postgres, store, timeout=5.0)
-    loader = QueryLoader([SLOW], postgres, None, store, clock, backfill=backfill)
+    return (
+        clock,
+        store,
+        backfill,
+        QueryLoader([SLOW], postgres, None, store, clock, backfill=backfill),
+    )
+
+
+def test_a_database_whose_ids_went_back_is_folded_again_in_the_background(
+    database: Database, postgres: PostgresSource, tmp_path: Path
+) -> None:
+    clock, _store, backfill, loader = _three_payments_folded_by_a_loader(
+        database, postgres, tmp_path
+    )
     initial = loader.initial()
     _run_until_idle(backfill)
     served = loader.load(initial, deadline=clock.monotonic() + 10)
@@ -342,3 +350,78 @@ def test_a_database_whose_ids_went_back_is_folded_again_in_the_background(
     state = loader.load(recounting, deadline=clock.monotonic() + 10).queries[SLOW.name]
     assert state.values == {("succeeded",): (Decimal(3),)}
     assert state.backfill_ratio is None
+
+
+def test_while_every_query_is_being_folded_up_follows_the_folds(
+    database: Database, postgres: PostgresSource, tmp_path: Path
+) -> None:
+    """An exporter whose queries are all incremental runs none of them until their folds are
+    done: finance_exporter_up must come from the folds. It used to keep its initial 0 for the
+    whole fold, and a fold longer than 2 minutes fired ExporterDatastoreDown (critical)."""
+    clock, store, backfill, loader = _three_payments_folded_by_a_loader(
+        database, postgres, tmp_path
+    )
+    initial = loader.initial()
+    # Before any word from Postgres it reads down, as every exporter starts.
+    assert loader.load(initial, clock.monotonic() + 10).source_up == {"postgres": False}
+    assert backfill.step() == "ran"  # the fold's start: its target, from Postgres
+    snapshot = loader.load(initial, clock.monotonic() + 10)
+    assert snapshot.queries[SLOW.name].backfill_ratio is not None  # still folding
+    assert snapshot.source_up == {"postgres": True}
+
+    # The same fold against a Postgres that refuses connections: up reads 0.
+    refused = PostgresSource(f"postgresql://exporter@127.0.0.1:{free_port()}/x", "test-refused")
+    down = _backfill(refused, store, timeout=1.0)
+    loader = QueryLoader([SLOW], refused, None, store, clock, backfill=down)
+    initial = loader.initial()  # starts the fold
+    assert down.step() == "failed"
+    assert down.failing(SLOW.name)
+    snapshot = loader.load(initial, clock.monotonic() + 10)
+    assert snapshot.source_up == {"postgres": False}
+    assert snapshot.queries[SLOW.name].backfill_failing
+
+
+# The payments query reading a table that does not exist yet (as after a schema change).
+FAILING = GATED.replace(f"pg_advisory_xact_lock_shared({GATE})", "count(*) FROM fold_gate")
+assert FAILING != GATED
+
+
+def test_a_fold_that_keeps_failing_says_so_and_recovers_by_itself(
+    database: Database,
+    redis_db: RedisDb,
+    start_exporter: StartExporter,
+    write_config: Callable[[str], Path],
+) -> None:
+    """A fold whose SQL fails (here a table the query reads does not exist yet, as after a
+    schema change) is flagged by finance_exporter_backfill_failing, which ExporterBackfillFailing
+    alerts on; once the table exists the retried fold completes with exact totals."""
+    with psycopg.connect(database.admin_url, autocommit=True) as admin:
+        _payments(admin, 5)
+        exporter = start_exporter(
+            "revenue",
+            database.exporter_url,
+            redis_db.exporter_url,
+            config_file=write_config(FAILING),
+            backfilled=False,
+        )
+        _wait_for(
+            lambda: (
+                _query_gauge(scrape(exporter), "finance_exporter_backfill_failing").get("payments")
+                == 1.0
+            )
+        )
+        samples = scrape(exporter)
+        assert _query_gauge(samples, "finance_exporter_backfill_failing")["payments_gross"] == 0.0
+        assert _query_gauge(samples, "finance_exporter_backfill_in_progress")["payments"] == 1.0
+        assert by_label(samples, "finance_payments_total", "status", "method") == {}
+        assert by_label(samples, "finance_exporter_up", "source")[("postgres",)] == 1.0
+
+        admin.execute("CREATE TABLE fold_gate (id int)")
+        admin.execute("GRANT SELECT ON fold_gate TO PUBLIC")
+        # Retried within RETRY_SECONDS (5 s); wait_backfilled counts a failing fold as settled.
+        _wait_for(lambda: bool(by_label(scrape(exporter), "finance_payments_total", "status")))
+        samples = scrape(exporter)
+        assert _query_gauge(samples, "finance_exporter_backfill_failing")["payments"] == 0.0
+        assert by_label(samples, "finance_payments_total", "status", "method") == {
+            ("succeeded", "card"): 5.0
+        }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -30,13 +29,6 @@ TIERS = QuerySpec(
     ),
     sql="SELECT tier, count(*) AS value FROM users GROUP BY tier",
 )
-
-
-@pytest.fixture
-def postgres(database: Database) -> Iterator[PostgresSource]:
-    source = PostgresSource(database.exporter_url, "test-loader")
-    yield source
-    source.close()
 
 
 def _redis(url: str) -> RedisSource:

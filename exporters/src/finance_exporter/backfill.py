@@ -114,6 +114,9 @@ class Backfill:
         self._thread: threading.Thread | None = None
         # Called when a fold completes, so its totals are served at once (cli: Refresher.expire).
         self.on_done: Callable[[], None] | None = None
+        # Whether Postgres answered the latest step (None before the first): while every query
+        # of an exporter is being folded, this is the only word on its datastore.
+        self.answered: bool | None = None
 
     def start(self, spec: QuerySpec, saved: Partial | None = None) -> None:
         """Fold `spec`'s history, from zero or resuming `saved` (same query, checked later)."""
@@ -127,6 +130,12 @@ class Backfill:
         with self._changed:
             job = self._jobs.get(name)
             return None if job is None else job.ratio()
+
+    def failing(self, name: str) -> bool:
+        """Whether the latest attempt of query `name`'s fold failed (it is retried)."""
+        with self._changed:
+            job = self._jobs.get(name)
+            return job is not None and job.failing
 
     def take(self, name: str) -> Folded | None:
         """The complete fold of query `name`, handed over once; None while it is not complete."""
@@ -159,8 +168,9 @@ class Backfill:
             else:
                 self._chunk(job)
         except SourceTimeoutError:
-            self._narrow(job)
+            self._narrow(job)  # Postgres answered: it cancelled the statement at its timeout
         except SourceError as err:
+            self.answered = err.reason not in ("unavailable", "timeout")
             self._fail(job, err.reason, str(err))
             return "failed"
         except Exception as err:
@@ -169,6 +179,7 @@ class Backfill:
                 logger.exception("backfill crashed", extra={"query": job.spec.name})
             self._fail(job, "internal", str(err))
             return "failed"
+        self.answered = True
         with self._changed:
             if job.failing:
                 logger.info("backfill recovered", extra={"query": job.spec.name})

@@ -83,6 +83,7 @@ def render() -> str:
         (sm.WATERMARK_LAG, "gauge", "query", sm.WATERMARK_LAG_HELP),
         (sm.BACKFILL_IN_PROGRESS, "gauge", "query", sm.BACKFILL_IN_PROGRESS_HELP),
         (sm.BACKFILL_PROGRESS, "gauge", "query", sm.BACKFILL_PROGRESS_HELP),
+        (sm.BACKFILL_FAILING, "gauge", "query", sm.BACKFILL_FAILING_HELP),
     ):
         lines.append(f"| `{name}` | {kind} | {labels} | {help_text} |")
     return "\n".join(lines) + "\n"

@@ -90,10 +90,12 @@ class SnapshotCollector:
         progress = GaugeMetricFamily(
             sm.BACKFILL_PROGRESS, sm.BACKFILL_PROGRESS_HELP, labels=["query"]
         )
+        failing = GaugeMetricFamily(sm.BACKFILL_FAILING, sm.BACKFILL_FAILING_HELP, labels=["query"])
         for name, state in sorted(self._snapshot.queries.items()):
             if state.spec.incremental:
                 ratio = state.backfill_ratio
                 backfilling.add_metric([name], 0.0 if ratio is None else 1.0)
+                failing.add_metric([name], 1.0 if state.backfill_failing else 0.0)
                 if ratio is None:
                     ratio = 0.0 if state.totals is None else 1.0
                 progress.add_metric([name], ratio)
@@ -107,7 +109,7 @@ class SnapshotCollector:
                 errors.add_metric([name, source, reason], float(state.errors_total.get(reason, 0)))
             for reason, count in sorted(state.skipped_total.items()):
                 skipped.add_metric([name, reason], float(count))
-        yield from (success, duration, last, runs, errors, skipped, backfilling, progress)
+        yield from (success, duration, last, runs, errors, skipped, backfilling, progress, failing)
 
 
 def _family(state: QueryState) -> Metric:

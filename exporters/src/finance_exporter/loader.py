@@ -122,6 +122,10 @@ class QueryLoader:
                 not s.last_success and s.backfill_ratio is None for s in states.values()
             )
             tracing.refresh_done(refresh, failed_queries)
+        if self._backfill is not None and not {"postgres"} & (answered | failed):
+            # No refresh query reached Postgres (every one is being folded): the folds did.
+            if self._backfill.answered is not None:
+                (answered if self._backfill.answered else failed).add("postgres")
         source_up = dict(previous.source_up)
         source_up.update(dict.fromkeys(answered, True))
         source_up.update(dict.fromkeys(failed, False))
@@ -199,7 +203,8 @@ class QueryLoader:
             ratio = self._backfill.ratio(state.spec.name)
             if ratio is None:  # no fold running for it (cannot happen, but must not stall)
                 self._start_backfill(state.spec)
-            return replace(state, backfill_ratio=ratio or 0.0)
+            failing = self._backfill.failing(state.spec.name)
+            return replace(state, backfill_ratio=ratio or 0.0, backfill_failing=failing)
         skipped = Counter(state.skipped_total)
         skipped.update(folded.skipped)
         return replace(
@@ -208,6 +213,7 @@ class QueryLoader:
             database=folded.database,
             skipped_total=dict(skipped),
             backfill_ratio=None,
+            backfill_failing=False,
         )
 
     def _read_redis(self, spec: QuerySpec, budget: float) -> Shaped:

@@ -49,4 +49,10 @@ BACKFILL_PROGRESS_HELP = (
     "range to fold, from the first row found; 1 once its totals are complete."
 )
 
+BACKFILL_FAILING = "finance_exporter_backfill_failing"
+BACKFILL_FAILING_HELP = (
+    "1 while the latest attempt of an incremental query's first fold failed (datastore down, SQL "
+    "error, missing privilege; logged as 'backfill failing' with the reason); it is retried."
+)
+
 REFRESH_REASONS = ("unavailable", "timeout", "query", "deadline", "internal")

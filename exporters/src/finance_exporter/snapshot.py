@@ -53,6 +53,7 @@ class QueryState:
     # Set while the query's first fold runs in the background (backfill.py): the share of its
     # history folded so far, 0..1. Its values stay empty until the fold is complete.
     backfill_ratio: float | None = None
+    backfill_failing: bool = False  # the fold's latest attempt failed; it is retried
 
     def failed(self, reason: str, duration_seconds: float = 0.0) -> QueryState:
         """This state after a failed run: values kept (until max_age), error counted."""

@@ -12,8 +12,9 @@ would, and times it to the end of its wait for health. The stack's own images ar
 the clock starts, so the figure is a start with images present, not a first build. It then lets
 the stack run --settle seconds under the demo load and reads each container's memory (the
 engine's usage less its inactive file cache, as `docker stats` shows it) and Prometheus' own
-metrics, and removes the stack with its volumes. Prints a Markdown table and writes the figures
-as JSON; docs/performance.md keeps them.
+metrics, and removes the stack with its volumes. Last, the size of the stack's own images, whole
+and above the base image. Prints a Markdown table and writes the figures as JSON;
+docs/performance.md keeps them.
 """
 
 from __future__ import annotations
@@ -176,6 +177,20 @@ def measure(host: str, profiles: str, settle: int) -> Case:
             _compose(root, env, "down", "--volumes", "--remove-orphans")
 
 
+OWN_IMAGES = ("ai-finance/exporters:test", "ai-finance/demo:test", "ai-finance/stack:test")
+
+
+def image_sizes(client: docker.DockerClient) -> dict[str, dict[str, float]]:
+    """The stack's own images: whole size, and what they add above the base image (the part a
+    mirrored python image would carry too), in MB as `docker image ls` counts them."""
+    base = float(client.images.get(BASE_IMAGE).attrs["Size"])
+    sizes = {"base": {"image": BASE_IMAGE, "mb": round(base / 1e6, 1)}}
+    for name in OWN_IMAGES:
+        size = float(client.images.get(name).attrs["Size"])
+        sizes[name] = {"mb": round(size / 1e6, 1), "above_base_mb": round((size - base) / 1e6, 1)}
+    return sizes
+
+
 def table(cases: list[Case]) -> str:
     services = sorted({name for case in cases for name in case.containers})
     head = "| | " + " | ".join(case.profiles for case in cases) + " |"
@@ -204,8 +219,13 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}"
     print(f"Stack cost, {datetime.now(UTC):%Y-%m-%d}, {machine}, settle {args.settle} s\n")
     print(table(cases))
+    sizes = image_sizes(docker.DockerClient(base_url=host))
+    print(f"\nbase image {BASE_IMAGE}: {sizes['base']['mb']} MB")
+    for name in OWN_IMAGES:
+        print(f"{name}: {sizes[name]['mb']} MB, {sizes[name]['above_base_mb']} MB above the base")
     if args.json is not None:
-        document = {"machine": machine, "settle_seconds": args.settle}
+        document: dict[str, Any] = {"machine": machine, "settle_seconds": args.settle}
+        document["images"] = sizes
         document["cases"] = [asdict(case) for case in cases]
         args.json.write_text(json.dumps(document, indent=2) + "\n")
 

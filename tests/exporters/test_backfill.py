@@ -23,6 +23,7 @@ from finance_exporter.sources.postgres import PostgresSource
 from finance_exporter.spec import MetricSpec, QuerySpec, xid_range
 from support.datastores import Database, RedisDb, StartExporter
 from support.exposition import Samples, by_label, scrape
+from support.rows import add_payments
 from support.servers import free_port
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -62,25 +63,6 @@ queries:
 """
 
 
-def _user(conn: Conn) -> int:
-    row = conn.execute(
-        "INSERT INTO users (email, tier) VALUES (gen_random_uuid()::text, 'pro') RETURNING id"
-    ).fetchone()
-    assert row is not None
-    return int(str(row[0]))
-
-
-def _payments(conn: Conn, count: int, status: str = "succeeded") -> None:
-    """`count` payments, each in its own transaction when `conn` is in autocommit."""
-    user = _user(conn)
-    for _ in range(count):
-        conn.execute(
-            "INSERT INTO payments (user_id, amount, currency, plan, method, source, status) "
-            "VALUES (%s, 1.00, 'EUR', 'pro', 'card', 'web', %s)",
-            (user, status),
-        )
-
-
 def _recount(database: Database) -> dict[tuple[str, ...], tuple[Decimal, ...]]:
     with psycopg.connect(database.admin_url) as conn:
         return {(str(r[0]),): (Decimal(str(r[1])),) for r in conn.execute(RECOUNT).fetchall()}
@@ -112,8 +94,8 @@ def test_first_fold_slower_than_its_timeout_completes_in_chunks_and_equals_a_rec
     database: Database, postgres: PostgresSource, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with psycopg.connect(database.admin_url, autocommit=True) as conn:
-        _payments(conn, 300)  # 300 transactions, 0.6 s of fold: three timeouts' worth
-        _payments(conn, 40, "failed")
+        add_payments(conn, 300)  # 300 transactions, 0.6 s of fold: three timeouts' worth
+        add_payments(conn, 40, "failed")
     backfill = _backfill(postgres, CheckpointStore(tmp_path / "c.json"), timeout=0.2)
     backfill.start(SLOW)
     with caplog.at_level(logging.DEBUG, logger="finance_exporter.backfill"):
@@ -134,7 +116,7 @@ def test_a_single_transaction_longer_than_the_timeout_finishes_with_a_longer_tim
     database: Database, postgres: PostgresSource, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with psycopg.connect(database.admin_url) as conn:
-        _payments(conn, 150)  # one transaction, one xid: 0.3 s that no chunk can split
+        add_payments(conn, 150)  # one transaction, one xid: 0.3 s that no chunk can split
     backfill = _backfill(postgres, CheckpointStore(tmp_path / "c.json"), timeout=0.1)
     backfill.start(SLOW)
     with caplog.at_level(logging.INFO, logger="finance_exporter.backfill"):
@@ -152,7 +134,7 @@ def test_a_restarted_fold_resumes_from_its_checkpoint_and_ends_exact(
     database: Database, postgres: PostgresSource, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with psycopg.connect(database.admin_url, autocommit=True) as conn:
-        _payments(conn, 300)
+        add_payments(conn, 300)
     path = tmp_path / "revenue.json"
     first = _backfill(postgres, CheckpointStore(path), timeout=0.2)
     first.start(SLOW)
@@ -216,7 +198,7 @@ def _gated_exporter(
     20 payments exist before it starts; the gate opens when the test leaves the block.
     """
     with psycopg.connect(database.admin_url, autocommit=True) as admin:
-        _payments(admin, 20)
+        add_payments(admin, 20)
         admin.execute("SELECT pg_advisory_lock(%s)", (GATE,))
         exporter = start_exporter(
             "revenue",
@@ -286,8 +268,8 @@ def test_rows_committed_during_the_fold_are_counted_exactly_once(
     gated: tuple[Conn, Exporter],
 ) -> None:
     admin, exporter = gated
-    _payments(admin, 7)  # final above the fold's target
-    _payments(admin, 3, "failed")
+    add_payments(admin, 7)  # final above the fold's target
+    add_payments(admin, 3, "failed")
     scrape(exporter)  # a refresh during the fold must not count them either
     admin.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
     assert exporter.wait_backfilled(timeout_seconds=30)
@@ -309,7 +291,7 @@ def _three_payments_folded_by_a_loader(
 ) -> tuple[SystemClock, CheckpointStore, Backfill, QueryLoader]:
     """Three payments, and a loader of SLOW whose fold is stepped by the test (no thread)."""
     with psycopg.connect(database.admin_url, autocommit=True) as conn:
-        _payments(conn, 3)
+        add_payments(conn, 3)
     clock = SystemClock()
     store = CheckpointStore(tmp_path / "c.json")
     backfill = _backfill(postgres, store, timeout=5.0)
@@ -396,7 +378,7 @@ def test_a_fold_that_keeps_failing_says_so_and_recovers_by_itself(
     schema change) is flagged by finance_exporter_backfill_failing, which ExporterBackfillFailing
     alerts on; once the table exists the retried fold completes with exact totals."""
     with psycopg.connect(database.admin_url, autocommit=True) as admin:
-        _payments(admin, 5)
+        add_payments(admin, 5)
         exporter = start_exporter(
             "revenue",
             database.exporter_url,

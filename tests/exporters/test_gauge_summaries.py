@@ -21,6 +21,7 @@ from finance_demo.seed import SeedPlan, seed_postgres
 from finance_exporter.domains import DOMAINS
 from finance_exporter.spec import QuerySpec
 from support.datastores import Database
+from support.rows import rows_read
 from support.summaries import SUMMARY_TABLES, assert_summaries_exact
 
 Row = tuple[object, ...]
@@ -379,30 +380,17 @@ def test_model_accuracy_probes_the_index_instead_of_reading_every_evaluation(
     assert {node for _, node in relations} <= {"Index Scan", "Index Only Scan"}, relations
 
 
-def _rows_read(url: str, tables: tuple[str, ...]) -> dict[str, int]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        return {
-            str(name): int(str(n))
-            for name, n in conn.execute(
-                "SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
-                " FROM pg_stat_user_tables WHERE relname = ANY(%s)",
-                (list(tables),),
-            ).fetchall()
-        }
-
-
 def _refresh_reads(database: Database) -> dict[str, int]:
     """Rows read, per table, by one run of every summary gauge as the exporter runs them."""
     tables = (*LIVE_TABLES, *SUMMARY_TABLES)
-    before = _rows_read(database.admin_url, tables)
+    before = rows_read(database.admin_url, tables)
     with psycopg.connect(database.exporter_url, autocommit=True) as conn:
         for name in SUMMARY_GAUGES:
             conn.execute(spec(name).sql.encode()).fetchall()
         # Flush this backend's table statistics now rather than at some later idle moment.
         conn.execute("SELECT pg_stat_force_next_flush()")
         conn.execute("SELECT 1")
-    after = _rows_read(database.admin_url, tables)
+    after = rows_read(database.admin_url, tables)
     return {table: after.get(table, 0) - before.get(table, 0) for table in tables}
 
 

@@ -14,19 +14,8 @@ become final below H. The chunks [w, w2) partition [0, H), each folded once; the
 [H, xmin) and on, as it always does. Rows made final while the fold runs are above H: counted
 once, by the loader, after the fold.
 
-Chunks only set the query's own %(low)s and %(high)s, so every incremental query, built in or from
-a config file, is chunked the same way without knowing its tables. Their width is in transaction
-ids, adapted to what a chunk costs:
-- each chunk aims at TARGET_CHUNK_SECONDS, or a quarter of its timeout if that is less: the next
-  is wider or narrower by the ratio, at most GROWTH_LIMIT times. The ids below the first row are
-  skipped by the same rule: an empty chunk is one index probe, and the next is GROWTH_LIMIT times
-  wider, so an empty prefix of N ids costs about log8(N / INITIAL_SPAN) probes (6 for 5e9 ids),
-  where a min(column) query would need to know the column;
-- a chunk cancelled by its statement timeout is retried GROWTH_LIMIT times narrower, down to a
-  single transaction id. One id can still hold a huge transaction (a bulk load): a single-id chunk
-  that times out doubles the statement timeout instead, without bound, so it always finishes. The
-  timeout starts at `backfill_timeout_seconds` (config.py), longer than a scrape's because nobody
-  waits for it.
+Chunks set only the query's own %(low)s and %(high)s, so any incremental query is chunked the
+same way without knowing its tables; chunking.py sets their width.
 """
 
 from __future__ import annotations
@@ -38,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from finance_exporter import chunking
 from finance_exporter.aggregate import Totals, apply
 from finance_exporter.checkpoint import CheckpointStore, Partial, fingerprint
 from finance_exporter.errors import SourceError, SourceTimeoutError
@@ -48,9 +38,6 @@ from finance_exporter.values import shape_rows
 
 logger = logging.getLogger(__name__)
 
-INITIAL_SPAN = 65_536  # transaction ids in a fold's first chunk
-GROWTH_LIMIT = 8  # a chunk is at most this many times wider or narrower than the previous
-TARGET_CHUNK_SECONDS = 1.0  # what one chunk's statement should take
 RETRY_SECONDS = 5.0  # wait after a failed chunk (datastore down, bad query) before retrying
 
 _XMIN_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
@@ -75,7 +62,7 @@ class _Job:
     partial: Partial | None  # None until the fold has its target
     checked: bool  # a resumed fold was checked against the database it runs on
     timeout_seconds: float
-    span: int = INITIAL_SPAN
+    span: int = chunking.INITIAL_SPAN
     chunks: int = 0
     failing: bool = False
     skipped: Counter[str] = field(default_factory=Counter)
@@ -239,11 +226,8 @@ class Backfill:
             partial.totals, shape_rows(spec.metric, result.columns, result.rows), high, spec.metric
         )
         start = partial.start if partial.start is not None or not result.rows else low
-        # Aim well inside the timeout too, so that a chunk grown from a fast one rarely hits it.
-        target = min(TARGET_CHUNK_SECONDS, job.timeout_seconds / 4)
-        factor = min(max(target / max(elapsed, 1e-3), 1 / GROWTH_LIMIT), GROWTH_LIMIT)
         with self._changed:
-            job.span = max(int(job.span * factor), 1)
+            job.span = chunking.next_span(job.span, elapsed, job.timeout_seconds)
             job.chunks += 1
             job.skipped.update(fold.skipped)
         self._advance(job, replace(partial, totals=fold.totals, start=start), checked=True)
@@ -268,10 +252,7 @@ class Backfill:
     def _narrow(self, job: _Job) -> None:
         """After a statement timeout: a narrower chunk, or a longer timeout for a single id."""
         with self._changed:
-            if job.span > 1:
-                job.span = max(job.span // GROWTH_LIMIT, 1)
-            else:
-                job.timeout_seconds *= 2
+            job.span, job.timeout_seconds = chunking.after_timeout(job.span, job.timeout_seconds)
             span, timeout = job.span, job.timeout_seconds
         logger.info(
             "backfill chunk timeout",

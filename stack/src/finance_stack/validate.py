@@ -4,7 +4,8 @@ Each problem is printed as `[x] FILE[:LINE]: PROBLEM`; the exit status is 1 if a
 The real tools decide where they exist (docker compose config, promtool, amtool): from PATH, or
 else from the pinned Prometheus and Alertmanager images when the engine has them (no network,
 the config mounted read-only). The rest is parsed here: `.env`, YAML and JSON with their line
-numbers, Grafana uids, Logstash pipeline structure. PyYAML is the one library it uses.
+numbers, Grafana uids, Logstash pipeline structure, and logs/rules.yml against what it generates
+(monitoring/logs.py, standard library and PyYAML). PyYAML is the one library it uses.
 """
 
 from __future__ import annotations

@@ -112,13 +112,27 @@ BREAKAGES = {
     ),
     "logstash-unbalanced": (
         "logstash/pipeline/main.conf",
-        _replace("    codec => json_lines\n  }", "    codec => json_lines\n"),
-        "logstash/pipeline/main.conf:3: '{' is never closed",
+        _replace("codec => json_lines }", "codec => json_lines"),
+        f"logstash/pipeline/main.conf:{_line_of('logstash/pipeline/main.conf', 'input {')}:"
+        " '{' is never closed",
     ),
     "logstash-unknown-section": (
         "logstash/pipeline/main.conf",
         _replace("filter {", "filtre {"),
-        "logstash/pipeline/main.conf:13: unknown section 'filtre'",
+        f"logstash/pipeline/main.conf:{_line_of('logstash/pipeline/main.conf', 'filter {')}:"
+        " unknown section 'filtre'",
+    ),
+    "logstash-pipeline-stale": (
+        "logstash/pipeline/main.conf",
+        _replace('"ai-finance-errors" }', '"ai-finance-error" }'),
+        "logstash/pipeline/main.conf: not what logs/rules.yml generates: run python -m"
+        " monitoring generate",
+    ),
+    "logs-rules-bad-pattern": (
+        "logs/rules.yml",
+        _replace("    text: 'eyJ", "    text: '\\beyJ"),
+        f"logs/rules.yml:{_line_of('logs/rules.yml', '    text: ' + chr(39) + 'eyJ')}: jwt text"
+        " pattern has a Unicode-dependent or engine-specific escape",
     ),
     "elasticsearch-bad-yaml": (
         "elasticsearch/elasticsearch.yml",

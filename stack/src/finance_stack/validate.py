@@ -4,12 +4,14 @@ Each problem is printed as `[x] FILE[:LINE]: PROBLEM`; the exit status is 1 if a
 The real tools decide where they exist (docker compose config, promtool, amtool): from PATH, or
 else from the pinned Prometheus and Alertmanager images when the engine has them (no network,
 the config mounted read-only). The rest is parsed here: `.env`, YAML and JSON with their line
-numbers, Grafana uids, Logstash pipeline structure. PyYAML is the one library it uses.
+numbers, Grafana uids, Logstash pipeline structure, and logs/rules.yml against what it generates
+(monitoring/logs.py, standard library and PyYAML). PyYAML is the one library it uses.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -299,7 +301,9 @@ def _datasource_uids(node: Any) -> Iterator[str]:
 
 
 def check_logstash(root: Path) -> list[Problem]:
-    """pipelines.yml names existing files; each pipeline has balanced braces and known sections."""
+    """pipelines.yml names existing files; each pipeline has balanced braces and known sections;
+    logs/rules.yml is valid and what it generates (the pipelines, the redaction modules) is
+    current. A pipeline broken by hand is reported once, as broken, not also as stale."""
     problems: list[Problem] = []
     pipelines = root / "logstash" / "config" / "pipelines.yml"
     load_yaml(root, root / "logstash" / "config" / "logstash.yml", problems)
@@ -316,7 +320,37 @@ def check_logstash(root: Path) -> list[Problem]:
             )
     for path in sorted((root / "logstash" / "pipeline").glob("*.conf")):
         problems.extend(_logstash_structure(root, path))
-    return problems
+    return problems or _logs_rules(root)
+
+
+def _logs_rules(root: Path) -> list[Problem]:
+    if yaml is None:
+        return []  # load_yaml has said PyYAML is missing
+    sys.path.insert(0, str(root))  # monitoring/logs.py: standard library and PyYAML only
+    try:
+        logs = importlib.import_module("monitoring.logs")
+    finally:
+        sys.path.remove(str(root))
+    try:
+        files = logs.render(logs.load(root / logs.RULES))
+    except logs.RulesError as err:
+        return [Problem(*_split_problem(line)) for line in err.problems]
+    return [
+        Problem(
+            str(path),
+            None,
+            f"not what {logs.RULES} generates: run python -m monitoring generate",
+        )
+        for path, text in sorted(files.items())
+        if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text
+    ]
+
+
+def _split_problem(line: str) -> tuple[str, int | None, str]:
+    """`file:line: text` (or `file: text`) into a Problem's parts."""
+    where, text = line.split(": ", 1)
+    file, _, number = where.partition(":")
+    return file, int(number) if number.isdigit() else None, text
 
 
 def _logstash_structure(root: Path, path: Path) -> list[Problem]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitoring import generate, inventory, logs
+from monitoring.logs import ruby
 
 FIX = ".venv/bin/python -m monitoring generate"
 
@@ -56,4 +57,4 @@ def test_every_pattern_of_the_rules_is_in_the_pipeline(rules: logs.Rules) -> Non
     for redaction in rules.classes:
         for pattern in (redaction.text, redaction.key):
             if pattern is not None:
-                assert logs._ruby_regexp(pattern) in text, redaction.name
+                assert ruby._ruby_regexp(pattern) in text, redaction.name

@@ -6,21 +6,22 @@ from __future__ import annotations
 import pytest
 
 from logs.samples import CARD, CASES, EDGES, SECRET_FIELDS
-from monitoring import logs, logs_redaction
+from monitoring import logs
+from monitoring.logs import redaction
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_class_redacts_its_positive_case(name: str, rules: logs.Rules) -> None:
     (text, redacted), _ = CASES[name]
     only = [c for c in rules.redactions if c.name == name]
-    assert logs_redaction.redact_text(text, only) == redacted
-    assert logs_redaction.redact_text(text, rules.redactions) == redacted
+    assert redaction.redact_text(text, only) == redacted
+    assert redaction.redact_text(text, rules.redactions) == redacted
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_no_class_touches_a_negative_case(name: str, rules: logs.Rules) -> None:
     _, negative = CASES[name]
-    assert logs_redaction.redact_text(negative, rules.redactions) == negative
+    assert redaction.redact_text(negative, rules.redactions) == negative
 
 
 @pytest.mark.parametrize("field", sorted(SECRET_FIELDS))
@@ -45,14 +46,14 @@ def test_numbers_booleans_and_null_are_kept(rules: logs.Rules) -> None:
 def test_redacting_twice_changes_nothing_more(rules: logs.Rules) -> None:
     for (text, _), negative in CASES.values():
         for sample in (text, negative, *EDGES):
-            once = logs_redaction.redact_text(sample, rules.redactions)
-            assert logs_redaction.redact_text(once, rules.redactions) == once
+            once = redaction.redact_text(sample, rules.redactions)
+            assert redaction.redact_text(once, rules.redactions) == once
 
 
 def test_luhn_accepts_card_numbers_and_rejects_near_misses() -> None:
-    assert logs_redaction.luhn("4111111111111111")
-    assert logs_redaction.luhn("378282246310005")
-    assert not logs_redaction.luhn("4111111111111112")
+    assert redaction.luhn("4111111111111111")
+    assert redaction.luhn("378282246310005")
+    assert not redaction.luhn("4111111111111112")
 
 
 def test_dotted_keys_become_ecs_objects(rules: logs.Rules) -> None:

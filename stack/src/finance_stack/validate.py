@@ -5,7 +5,7 @@ The real tools decide where they exist (docker compose config, promtool, amtool)
 else from the pinned Prometheus and Alertmanager images when the engine has them (no network,
 the config mounted read-only). The rest is parsed here: `.env`, YAML and JSON with their line
 numbers, Grafana uids, Logstash pipeline structure, and logs/rules.yml against what it generates
-(monitoring/logs.py, standard library and PyYAML). PyYAML is the one library it uses.
+(monitoring/logs/, standard library and PyYAML). PyYAML is the one library it uses.
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def check_logstash(root: Path) -> list[Problem]:
 def _logs_rules(root: Path) -> list[Problem]:
     if yaml is None:
         return []  # load_yaml has said PyYAML is missing
-    sys.path.insert(0, str(root))  # monitoring/logs.py: standard library and PyYAML only
+    sys.path.insert(0, str(root))  # monitoring/logs/: standard library and PyYAML only
     try:
         logs = importlib.import_module("monitoring.logs")
     finally:

@@ -5,7 +5,7 @@ The source of the redaction module that `python -m monitoring generate` writes i
 package (finance_exporter/redaction.py, finance_demo/platform/redaction.py): the text of this
 file, with CLASSES filled in from logs/rules.yml. Standard library only, because the packages
 are built from their own folders and the demo does not install PyYAML. The Logstash pipeline
-does the same in Ruby (monitoring/logs.py renders both from one rule set).
+does the same in Ruby (monitoring/logs/ renders both from one rule set).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def validate(root: Path) -> subprocess.CompletedProcess[str]:
 def test_repository_configs_are_valid() -> None:
     result = validate(ROOT)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("[+]") == 8 and "[x]" not in result.stderr
+    assert result.stderr.count("[+]") == 9 and "[x]" not in result.stderr
 
 
 def _line_of(relative: str, text: str) -> int:
@@ -133,6 +133,12 @@ BREAKAGES = {
         _replace("    text: 'eyJ", "    text: '\\beyJ"),
         f"logs/rules.yml:{_line_of('logs/rules.yml', '    text: ' + chr(39) + 'eyJ')}: jwt text"
         " pattern has a Unicode-dependent or engine-specific escape",
+    ),
+    "filebeat-wrong-port": (
+        "filebeat/filebeat.yml",
+        _replace('"logstash:5044"', '"logstash:5000"'),
+        f"filebeat/filebeat.yml:{_line_of('filebeat/filebeat.yml', '  hosts:')}: output.logstash"
+        ".hosts has 'logstash:5000': Logstash's Beats input is logstash:5044",
     ),
     "elasticsearch-bad-yaml": (
         "elasticsearch/elasticsearch.yml",

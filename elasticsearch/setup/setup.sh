@@ -95,6 +95,12 @@ update_existing_indices() {
 		pattern="${BASH_REMATCH[1]}"
 		[[ ${text} =~ \"index.lifecycle.name\":\ \"([^\"]+)\" ]] || fail "${file}: no index.lifecycle.name"
 		policy="${BASH_REMATCH[1]}"
+		# A fresh cluster has none: then there is nothing to update (and nothing to risk).
+		es_must "existing ${pattern}" GET "${ES}/${pattern}/_settings?allow_no_indices=true&filter_path=*.settings.index.provided_name"
+		if [[ ${REPLY_BODY} =~ ^[[:space:]]*\{[[:space:]]*\}[[:space:]]*$ ]]; then
+			continue
+		fi
+		log "existing ${pattern}: policy ${policy}, ${REPLICAS} replicas"
 		es_must "settings of existing ${pattern}" PUT "${ES}/${pattern}/_settings?allow_no_indices=true" \
 			--header 'Content-Type: application/json' \
 			--data-binary "{\"index.lifecycle.name\": \"${policy}\", \"index.number_of_replicas\": ${REPLICAS}}"

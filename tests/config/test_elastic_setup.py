@@ -27,6 +27,7 @@ from support.servers import free_port
 
 SETUP = ROOT / "elasticsearch" / "setup"
 KIBANA_SETUP = ROOT / "kibana" / "setup.sh"
+EXISTING = "allow_no_indices=true&filter_path=*.settings.index.provided_name"
 SECRET_NAMES = (
     "elastic_password",
     "kibana_system_password",
@@ -138,16 +139,16 @@ def _files(folder: str) -> dict[str, Any]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((SETUP / folder).glob("*.json"))}
 
 
-def _expected_paths() -> list[str]:
+def _expected_paths(existing: bool = True) -> list[str]:
     paths = ["GET /_cluster/health?wait_for_status=yellow&timeout=1s"]
     paths.append("POST /_security/user/kibana_system/_password")
     paths += [f"PUT /_ilm/policy/{name}" for name in _files("ilm")]
     paths += [f"PUT /_component_template/{name}" for name in _files("component-templates")]
     paths += [f"PUT /_index_template/{name}" for name in _files("index-templates")]
-    paths += [
-        f"PUT /{index.pattern}/_settings?allow_no_indices=true"
-        for index in sorted(elastic.INDICES, key=lambda i: i.name)
-    ]
+    for index in sorted(elastic.INDICES, key=lambda i: i.name):
+        paths.append(f"GET /{index.pattern}/_settings?{EXISTING}")
+        if existing:
+            paths.append(f"PUT /{index.pattern}/_settings?allow_no_indices=true")
     paths += [f"PUT /_security/role/{name}" for name in _files("roles")]
     paths += [f"PUT /_security/user/{name}" for name in _files("users")]
     return paths
@@ -187,6 +188,13 @@ def test_users_get_their_files_fields_and_their_secrets_password(
         assert body == {**document, "password": f"pw-{secret_of[name]}"}
     kibana = api.body("POST", "/_security/user/kibana_system/_password")
     assert kibana == {"password": (secret_dir / "kibana_system_password").read_text().strip()}
+
+
+def test_a_fresh_cluster_has_no_existing_index_to_update(api: Api, secret_dir: Path) -> None:
+    for index in elastic.INDICES:
+        api.replies[("GET", f"/{index.pattern}/_settings")] = (200, {})
+    assert run_setup(api.url, secret_dir).returncode == 0
+    assert api.paths() == _expected_paths(existing=False)
 
 
 @pytest.mark.parametrize("replicas", ["0", "1"])

@@ -269,13 +269,39 @@ def test_kibana_has_a_data_view_and_a_saved_search_per_index(stack: Stack) -> No
 
 
 @pytest.mark.parametrize("uid", ["elasticsearch", "elasticsearch-errors", "elasticsearch-security"])
-def test_grafanas_elasticsearch_datasources_are_healthy(stack: Stack, uid: str) -> None:
+def test_grafanas_elasticsearch_datasources_are_healthy_and_read_their_index(
+    stack: Stack, uid: str, indexed: list[dict[str, Any]]
+) -> None:
+    password = stack.password("grafana_admin_password")
     health = _call(
-        stack.url("GRAFANA_PORT", f"/api/datasources/uid/{uid}/health"),
-        "admin",
-        stack.password("grafana_admin_password"),
+        stack.url("GRAFANA_PORT", f"/api/datasources/uid/{uid}/health"), "admin", password
     )
     assert health["status"] == "OK", health
+    # Grafana 11.6's health check reads /_cluster/health and calls a 403 healthy too: a query
+    # through the datasource, as the Logs dashboard's panels send it, proves the reader's access.
+    query = {
+        "refId": "A",
+        "datasource": {"type": "elasticsearch", "uid": uid},
+        "query": "*",
+        "timeField": "@timestamp",
+        "metrics": [{"type": "count", "id": "1"}],
+        "bucketAggs": [
+            {
+                "type": "date_histogram",
+                "id": "2",
+                "field": "@timestamp",
+                "settings": {"interval": "auto"},
+            }
+        ],
+    }
+    answer = _call(
+        stack.url("GRAFANA_PORT", "/api/ds/query"),
+        "admin",
+        password,
+        {"from": "now-1h", "to": "now", "queries": [query]},
+    )
+    result = answer["results"]["A"]
+    assert "error" not in result and result["frames"], result
 
 
 def test_prometheus_scrapes_logstash_and_the_index_counts(

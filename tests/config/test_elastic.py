@@ -122,7 +122,7 @@ def test_logstash_writes_only_new_documents_into_its_indices() -> None:
     assert role["cluster"] == ["monitor"]  # GET / and GET /_license at the output's start
     (indices,) = role["indices"]
     assert sorted(indices["names"]) == PATTERNS
-    assert indices["privileges"] == ["create_doc", "create_index"]
+    assert indices["privileges"] == ["create_doc", "auto_configure"]
 
 
 def test_the_reader_role_reads_the_log_indices_and_monitors_the_cluster() -> None:

@@ -251,7 +251,7 @@ def test_logstash_writes_as_its_own_least_privileged_user(stack: Stack) -> None:
     user = _es(stack, "/_security/user/logstash_internal")["logstash_internal"]
     assert user["roles"] == ["logstash_writer"]
     role = _es(stack, "/_security/role/logstash_writer")["logstash_writer"]
-    assert role["indices"][0]["privileges"] == ["create_doc", "create_index"]
+    assert role["indices"][0]["privileges"] == ["create_doc", "auto_configure"]
 
 
 def test_kibana_has_a_data_view_and_a_saved_search_per_index(stack: Stack) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import socket
 import time
 import urllib.parse
@@ -41,7 +42,7 @@ WAIT_SECONDS = 180
 T = TypeVar("T")
 # Planted in the events: none may reach an index. Each is a class the pipeline redacts
 # (docs/logs.md, "Redaction"): a password, a bearer token, a card number, an email address.
-PASSWORD = "hunter2-" + uuid.uuid4().hex[:8]
+PASSWORD = secrets.token_urlsafe(12)
 TOKEN = "Bearer " + uuid.uuid4().hex + uuid.uuid4().hex
 CARD = "4111 1111 1111 1111"
 EMAIL = f"alice.{uuid.uuid4().hex[:6]}@example.com"

@@ -228,3 +228,14 @@ def test_logs_panels_aggregate_only_on_keyword_fields(title: str) -> None:
             # A terms aggregation on a text field fails in Elasticsearch (fielddata disabled).
             wanted = "date" if bucket["type"] == "date_histogram" else "keyword"
             assert ECS.get(bucket["field"]) == wanted, (bucket["field"], ECS.get(bucket["field"]))
+
+
+def test_the_routing_rules_write_only_to_indices_with_a_template() -> None:
+    """logs/rules.yml (the Logstash pipeline's source) names the general index and one per route:
+    each must be one of monitoring/elastic.py's, or its documents get no mapping and no ILM."""
+    rules_file = ROOT / "logs" / "rules.yml"
+    if not rules_file.exists():
+        pytest.skip("logs/rules.yml (the routing rules) is not in this tree yet")
+    rules = yaml.safe_load(rules_file.read_text())
+    routed = {rules["general_index"], *(route["index"] for route in rules["routes"])}
+    assert routed == {index.name for index in elastic.INDICES}

@@ -39,6 +39,7 @@ import docker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "stack" / "src"))  # the tests' helpers import it
 
 from live.conftest import BASE_IMAGE, STANDINS  # noqa: E402
 

@@ -42,13 +42,15 @@ class LogIndex:
         return f"{self.name}-*"
 
 
-# The general index holds every event; the others hold the events of their kind too (a copy).
+# The general index holds every event; the next four the events of their kind too (a copy).
 INDICES = (
     LogIndex("ai-finance-logs", "all logs", "ai-finance-30d"),
     LogIndex("ai-finance-errors", "errors", "ai-finance-90d"),
     LogIndex("ai-finance-security", "security events", "ai-finance-90d"),
     LogIndex("ai-finance-revenue", "payments and subscriptions", "ai-finance-30d"),
     LogIndex("ai-finance-trading", "orders, market data and signals", "ai-finance-30d"),
+    # Written by Logstash's deadletter pipeline: what Elasticsearch refused, kept as text.
+    LogIndex("ai-finance-deadletter", "refused documents", "ai-finance-90d"),
 )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from monitoring import alerting, application, dashboards, elastic, kubernetes, scale
+from monitoring import alerting, application, dashboards, elastic, kubernetes, logs, scale
 from monitoring.inventory import Inventory
 from monitoring.slo import HEADER, service_rules
 
@@ -50,15 +50,16 @@ SHARED_DIRS = {
     Path("prometheus/rules"),
     Path("alertmanager"),
     Path("alertmanager/tests"),
+    *(path.parent for path in logs.REDACTION_MODULES),
 }
 
 
 def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (application and SLO rules, Alertmanager's generated parts and its
-    route tests, dashboards, the scale-out configs, the rules as PrometheusRule objects, the log
-    indices' templates and Kibana objects), by path
-    relative to the repository root. Reads the hand-written rules, alertmanager.yml,
-    prometheus.yml and the Grafana datasources under `root`."""
+    route tests, dashboards, the scale-out configs, the rules as PrometheusRule objects, the
+    Logstash pipelines and redaction modules from logs/rules.yml, the log indices' templates and
+    Kibana objects), by path relative to the repository root. Reads the hand-written rules,
+    alertmanager.yml, prometheus.yml, the Grafana datasources and logs/rules.yml under `root`."""
     rules = {
         APPLICATION_RULES: application.HEADER + dump(application.rules(inventory)),
         **_slo_rules(inventory),
@@ -72,6 +73,7 @@ def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
         **dashboards.render(inventory),
         **scale.render(root, dump),
         **kubernetes.render(texts, dump),
+        **logs.render(logs.load(root / logs.RULES)),
         **elastic.render(),
     }
 

@@ -15,7 +15,8 @@ die() {
 	exit 1
 }
 
-# Debian packages: PostgreSQL 15 and Redis servers for the fixtures, shellcheck for the scripts.
+# Debian packages: PostgreSQL 15 and Redis servers for the fixtures, shellcheck for the scripts,
+# Ruby for the Logstash pipeline's Ruby filter (tests/logs/test_ruby.py).
 # promtool and amtool come from their upstream modules at the pinned versions (install_go_tools);
 # the live-container tests start their Docker engine themselves (tests/live/docker-engine.sh).
 install_debian_packages() {
@@ -23,6 +24,7 @@ install_debian_packages() {
 	[[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql-15)
 	command -v redis-server >/dev/null || missing+=(redis-server)
 	command -v shellcheck >/dev/null || missing+=(shellcheck)
+	command -v ruby >/dev/null || missing+=(ruby)
 	((${#missing[@]} == 0)) && return 0
 	if [[ ${EUID} -ne 0 ]] || ! command -v apt-get >/dev/null; then
 		die "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]}) and re-run"

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from finance_stack import secrets
-from monitoring import elastic, generate
+from monitoring import elastic, generate, logs
 from monitoring.inventory import load
+from monitoring.logs.logstash import DEADLETTER_INDEX
 from support.repo import ROOT
 
 SETUP = ROOT / "elasticsearch" / "setup"
@@ -27,6 +28,8 @@ RETENTION_DAYS = {
     "ai-finance-security": 90,
     "ai-finance-revenue": 30,
     "ai-finance-trading": 30,
+    # Logstash's deadletter pipeline (logstash/pipeline/deadletter.conf): refused documents.
+    "ai-finance-deadletter": 90,
 }
 PATTERNS = sorted(f"{name}-*" for name in RETENTION_DAYS)
 
@@ -230,12 +233,10 @@ def test_logs_panels_aggregate_only_on_keyword_fields(title: str) -> None:
             assert ECS.get(bucket["field"]) == wanted, (bucket["field"], ECS.get(bucket["field"]))
 
 
-def test_the_routing_rules_write_only_to_indices_with_a_template() -> None:
-    """logs/rules.yml (the Logstash pipeline's source) names the general index and one per route:
-    each must be one of monitoring/elastic.py's, or its documents get no mapping and no ILM."""
-    rules_file = ROOT / "logs" / "rules.yml"
-    if not rules_file.exists():
-        pytest.skip("logs/rules.yml (the routing rules) is not in this tree yet")
-    rules = yaml.safe_load(rules_file.read_text())
+def test_the_pipelines_write_only_to_indices_with_a_template() -> None:
+    """logs/rules.yml (the Logstash pipelines' source) names the general index and one per route,
+    and the deadletter pipeline writes one more: each must have a template here, or its
+    documents get no mapping and no ILM."""
+    rules = yaml.safe_load((ROOT / logs.RULES).read_text())
     routed = {rules["general_index"], *(route["index"] for route in rules["routes"])}
-    assert routed == {index.name for index in elastic.INDICES}
+    assert routed | {DEADLETTER_INDEX} == {index.name for index in elastic.INDICES}

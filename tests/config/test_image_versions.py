@@ -77,7 +77,7 @@ def test_families_share_one_version_variable() -> None:
 def test_elastic_version_moves_every_elastic_image() -> None:
     written = defaults(COMPOSE.read_text())
     elastic = sorted(n for n, v in written.items() if v.startswith("docker.elastic.co/"))
-    assert elastic == ["ELASTICSEARCH_IMAGE", "KIBANA_IMAGE", "LOGSTASH_IMAGE"]
+    assert elastic == ["ELASTICSEARCH_IMAGE", "FILEBEAT_IMAGE", "KIBANA_IMAGE", "LOGSTASH_IMAGE"]
     version = written["ELASTIC_VERSION"]
     assert {resolve(written[n]).rsplit(":", 1)[1] for n in elastic} == {version}
 

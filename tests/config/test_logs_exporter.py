@@ -47,7 +47,9 @@ NODE_STATS = {
                 "storage_policy": "drop_newer",
                 "last_error": "no errors",
             },
-        }
+        },
+        # pipelines.yml's second pipeline, which reads main's queue into ai-finance-deadletter-*.
+        "deadletter": {"events": {"in": 5, "out": 5}},
     },
 }
 SEARCH_REPLY = {
@@ -185,6 +187,7 @@ def test_logstash_module_exposes_the_event_and_dead_letter_queue_metrics(
         "logstash_dlq_queue_size_bytes": {main: 4096.0},
         "logstash_dlq_max_queue_size_bytes": {main: 1073741824.0},
         "logstash_dlq_dropped_events_total": {main: 3.0},
+        "logstash_dlq_read_events_total": {main: 5.0},
     }
 
 

@@ -17,6 +17,7 @@ ROOT_ALLOWED = {
     "secrets-init": "gives each secret file to its reader's uid",
     "elasticsearch-setup": "reads secrets owned by other services' uids",
     "cadvisor": "reads the host's cgroups and Docker state",
+    "filebeat": "reads Docker's root-owned container logs and socket (no capabilities kept)",
     "uptime-kuma": "the image has no non-root mode",
 }
 # Images whose own USER is non-root (or that drop root themselves: postgres, redis).

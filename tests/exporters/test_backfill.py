@@ -126,7 +126,7 @@ def test_a_single_transaction_longer_than_the_timeout_finishes_with_a_longer_tim
     assert folded.totals.values == {("succeeded",): (Decimal(150),)}
     timeouts = _events(caplog, "backfill chunk timeout")
     # Narrowed down to one transaction id, then the timeout doubled until the chunk fit.
-    assert timeouts[-1]["span"] == 1
+    assert timeouts[-1]["chunk_span"] == 1
     assert float(str(timeouts[-1]["timeout_seconds"])) >= 0.4
 
 

@@ -99,6 +99,16 @@ def standin_env(docker_host: str) -> dict[str, str]:
     env["STACK_IMAGE"] = "ai-finance/stack:test"
     env["DEMO_IMAGE"] = "ai-finance/demo:test"
     env["DOCKER_HOST"] = docker_host
+    # Filebeat (profile logs) reads this engine's logs and socket, not the system engine's.
+    env["DOCKER_SOCKET"] = docker_host.removeprefix("unix://")
+    env["DOCKER_ROOT_DIR"] = subprocess.run(
+        ["docker", "info", "--format", "{{.DockerRootDir}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "DOCKER_HOST": docker_host},
+    ).stdout.strip()
     return env
 
 

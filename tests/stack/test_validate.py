@@ -27,7 +27,7 @@ def validate(root: Path) -> subprocess.CompletedProcess[str]:
 def test_repository_configs_are_valid() -> None:
     result = validate(ROOT)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("[+]") == 8 and "[x]" not in result.stderr
+    assert result.stderr.count("[+]") == 9 and "[x]" not in result.stderr
 
 
 def _line_of(relative: str, text: str) -> int:
@@ -112,13 +112,33 @@ BREAKAGES = {
     ),
     "logstash-unbalanced": (
         "logstash/pipeline/main.conf",
-        _replace("    codec => json_lines\n  }", "    codec => json_lines\n"),
-        "logstash/pipeline/main.conf:3: '{' is never closed",
+        _replace("codec => json_lines }", "codec => json_lines"),
+        f"logstash/pipeline/main.conf:{_line_of('logstash/pipeline/main.conf', 'input {')}:"
+        " '{' is never closed",
     ),
     "logstash-unknown-section": (
         "logstash/pipeline/main.conf",
         _replace("filter {", "filtre {"),
-        "logstash/pipeline/main.conf:13: unknown section 'filtre'",
+        f"logstash/pipeline/main.conf:{_line_of('logstash/pipeline/main.conf', 'filter {')}:"
+        " unknown section 'filtre'",
+    ),
+    "logstash-pipeline-stale": (
+        "logstash/pipeline/main.conf",
+        _replace('"ai-finance-errors" }', '"ai-finance-error" }'),
+        "logstash/pipeline/main.conf: not what logs/rules.yml generates: run python -m"
+        " monitoring generate",
+    ),
+    "logs-rules-bad-pattern": (
+        "logs/rules.yml",
+        _replace("    text: 'eyJ", "    text: '\\beyJ"),
+        f"logs/rules.yml:{_line_of('logs/rules.yml', '    text: ' + chr(39) + 'eyJ')}: jwt text"
+        " pattern has a Unicode-dependent or engine-specific escape",
+    ),
+    "filebeat-wrong-port": (
+        "filebeat/filebeat.yml",
+        _replace('"logstash:5044"', '"logstash:5000"'),
+        f"filebeat/filebeat.yml:{_line_of('filebeat/filebeat.yml', '  hosts:')}: output.logstash"
+        ".hosts has 'logstash:5000': Logstash's Beats input is logstash:5044",
     ),
     "elasticsearch-bad-yaml": (
         "elasticsearch/elasticsearch.yml",
@@ -150,7 +170,7 @@ BREAKAGES = {
     "kibana-saved-search-unknown-view": (
         "kibana/saved-objects/ai-finance.ndjson",
         _replace('"id": "ai-finance-trading", "name"', '"id": "ai-finance-trade", "name"'),
-        "kibana/saved-objects/ai-finance.ndjson:10: unknown data view 'ai-finance-trade'",
+        "kibana/saved-objects/ai-finance.ndjson:11: unknown data view 'ai-finance-trade'",
     ),
     "kibana-not-a-mapping": (
         "kibana/kibana.yml",

@@ -256,7 +256,7 @@ class Backfill:
             span, timeout = job.span, job.timeout_seconds
         logger.info(
             "backfill chunk timeout",
-            extra={"query": job.spec.name, "span": span, "timeout_seconds": timeout},
+            extra={"query": job.spec.name, "chunk_span": span, "timeout_seconds": timeout},
         )
 
     def _fail(self, job: _Job, reason: str, message: str) -> None:

@@ -4,12 +4,14 @@ Each problem is printed as `[x] FILE[:LINE]: PROBLEM`; the exit status is 1 if a
 The real tools decide where they exist (docker compose config, promtool, amtool): from PATH, or
 else from the pinned Prometheus and Alertmanager images when the engine has them (no network,
 the config mounted read-only). The rest is parsed here: `.env`, YAML and JSON with their line
-numbers, Grafana uids, Logstash pipeline structure. PyYAML is the one library it uses.
+numbers, Grafana uids, Logstash pipeline structure, logs/rules.yml against what it generates
+(monitoring/logs/), and Filebeat's output and project filter. PyYAML is the one library it uses.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -299,7 +301,9 @@ def _datasource_uids(node: Any) -> Iterator[str]:
 
 
 def check_logstash(root: Path) -> list[Problem]:
-    """pipelines.yml names existing files; each pipeline has balanced braces and known sections."""
+    """pipelines.yml names existing files; each pipeline has balanced braces and known sections;
+    logs/rules.yml is valid and what it generates (the pipelines, the redaction modules) is
+    current. A pipeline broken by hand is reported once, as broken, not also as stale."""
     problems: list[Problem] = []
     pipelines = root / "logstash" / "config" / "pipelines.yml"
     load_yaml(root, root / "logstash" / "config" / "logstash.yml", problems)
@@ -316,7 +320,37 @@ def check_logstash(root: Path) -> list[Problem]:
             )
     for path in sorted((root / "logstash" / "pipeline").glob("*.conf")):
         problems.extend(_logstash_structure(root, path))
-    return problems
+    return problems or _logs_rules(root)
+
+
+def _logs_rules(root: Path) -> list[Problem]:
+    if yaml is None:
+        return []  # load_yaml has said PyYAML is missing
+    sys.path.insert(0, str(root))  # monitoring/logs/: standard library and PyYAML only
+    try:
+        logs = importlib.import_module("monitoring.logs")
+    finally:
+        sys.path.remove(str(root))
+    try:
+        files = logs.render(logs.load(root / logs.RULES))
+    except logs.RulesError as err:
+        return [Problem(*_split_problem(line)) for line in err.problems]
+    return [
+        Problem(
+            str(path),
+            None,
+            f"not what {logs.RULES} generates: run python -m monitoring generate",
+        )
+        for path, text in sorted(files.items())
+        if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text
+    ]
+
+
+def _split_problem(line: str) -> tuple[str, int | None, str]:
+    """`file:line: text` (or `file: text`) into a Problem's parts."""
+    where, text = line.split(": ", 1)
+    file, _, number = where.partition(":")
+    return file, int(number) if number.isdigit() else None, text
 
 
 def _logstash_structure(root: Path, path: Path) -> list[Problem]:
@@ -369,6 +403,145 @@ def check_elastic(root: Path) -> list[Problem]:
     return problems
 
 
+# Filebeat (filebeat/filebeat.yml) ships to Logstash's Beats input: the port Logstash's container
+# listens on is the target of the compose port published as LOGSTASH_BEATS_PORT, and the
+# pipeline's `beats { port => N }` must say the same.
+FILEBEAT_CONFIG = Path("filebeat") / "filebeat.yml"
+BEATS_PORT_VARIABLE = "LOGSTASH_BEATS_PORT"
+_BEATS_INPUT = re.compile(r"\bbeats\s*\{[^}]*?\bport\s*=>\s*(\d+)")
+
+
+def _key_line(text: str, *keys: str) -> int | None:
+    """The 1-based line of the YAML key at `keys` (mapping keys, outermost first)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return line
+        found = next((pair for pair in node.value if pair[0].value == key), None)
+        if found is None:
+            return line
+        line, node = found[0].start_mark.line + 1, found[1]
+    return line
+
+
+def _compose_beats_port(root: Path) -> int | None:
+    """The container port of logstash's published LOGSTASH_BEATS_PORT; 0 when the compose file
+    does not parse (the compose check reports that)."""
+    broken: list[Problem] = []
+    document = load_yaml(root, root / compose.COMPOSE_FILE, broken)
+    if broken:
+        return 0
+    services = document.get("services") if isinstance(document, dict) else None
+    logstash = services.get("logstash") if isinstance(services, dict) else None
+    for entry in (logstash or {}).get("ports") or []:
+        if BEATS_PORT_VARIABLE in str(entry):
+            # Short syntax HOST:PUBLISHED:TARGET[/PROTOCOL], or the long one's target.
+            written = entry.get("target", "") if isinstance(entry, dict) else entry
+            target = str(written).rsplit(":", 1)[-1].split("/")[0]
+            return int(target) if target.isdigit() else None
+    return None
+
+
+def _filebeat_output(root: Path, document: dict[str, Any], text: str) -> list[Problem]:
+    """output.logstash alone, every host `logstash:PORT` with Logstash's Beats port."""
+    where = _rel(root, root / FILEBEAT_CONFIG)
+    outputs = {f"output.{k}": v for k, v in (document.get("output") or {}).items()}
+    outputs |= {k: v for k, v in document.items() if k.startswith("output.")}
+    if set(outputs) != {"output.logstash"}:
+        named = ", ".join(sorted(outputs)) or "no output"
+        return [Problem(where, None, f"{named}: ship to Logstash only (output.logstash)")]
+    line = _key_line(text, "output.logstash", "hosts") or _key_line(text, "output", "logstash")
+    hosts = (outputs["output.logstash"] or {}).get("hosts") or []
+    port = _compose_beats_port(root)
+    if port == 0:
+        return []
+    if port is None:
+        return [
+            Problem(
+                compose.COMPOSE_FILE,
+                None,
+                f"logstash publishes no {BEATS_PORT_VARIABLE} port: Filebeat cannot be checked",
+            )
+        ]
+    problems = [
+        Problem(
+            where,
+            line,
+            f"output.logstash.hosts has {host!r}: Logstash's Beats input is logstash:{port}"
+            f" (the logstash service's {BEATS_PORT_VARIABLE} port in docker-compose.yml)",
+        )
+        for host in hosts or ["nothing"]
+        if str(host) != f"logstash:{port}"
+    ]
+    for path in sorted((root / "logstash" / "pipeline").glob("*.conf")):
+        pipeline = path.read_text(encoding="utf-8")
+        for found in _BEATS_INPUT.finditer(pipeline):
+            if int(found.group(1)) != port:
+                problems.append(
+                    Problem(
+                        _rel(root, path),
+                        pipeline.count("\n", 0, found.start()) + 1,
+                        f"beats input on port {found.group(1)}, docker-compose.yml publishes"
+                        f" {BEATS_PORT_VARIABLE} from {port}, where Filebeat sends",
+                    )
+                )
+    return problems
+
+
+def _mentions(node: Any, text: str) -> bool:
+    if isinstance(node, dict):
+        return any(text in str(key) or _mentions(value, text) for key, value in node.items())
+    if isinstance(node, list):
+        return any(_mentions(item, text) for item in node)
+    return False
+
+
+def check_filebeat(root: Path) -> list[Problem]:
+    """filebeat.yml parses, ships only this compose project's containers, to Logstash's Beats
+    port, and only its owner may write it: Filebeat runs as root with --strict.perms=false (the
+    repository's file is not root's), so this is the half of Filebeat's own check that holds."""
+    path = root / FILEBEAT_CONFIG
+    where = _rel(root, path)
+    problems: list[Problem] = []
+    document = load_yaml(root, path, problems)
+    if problems:
+        return problems
+    if not isinstance(document, dict):
+        return [Problem(where, 1, "expected a mapping of settings")]
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o022:
+        problems.append(
+            Problem(
+                where,
+                None,
+                f"writable by group or others (mode {mode:04o}): Filebeat runs it as root;"
+                f" chmod go-w {FILEBEAT_CONFIG}",
+            )
+        )
+    autodiscover = document.get("filebeat.autodiscover") or (document.get("filebeat") or {}).get(
+        "autodiscover", {}
+    )
+    providers = [p for p in autodiscover.get("providers") or [] if p.get("type") == "docker"]
+    if not any(
+        _mentions(t.get("condition"), "com.docker.compose.project")
+        for p in providers
+        for t in p.get("templates") or []
+    ):
+        problems.append(
+            Problem(
+                where,
+                _key_line(path.read_text(encoding="utf-8"), "filebeat.autodiscover"),
+                "no docker autodiscover template limited to this compose project"
+                " (a condition on docker.container.labels.com.docker.compose.project)",
+            )
+        )
+    return problems + _filebeat_output(root, document, path.read_text(encoding="utf-8"))
+
+
 CHECKS = {
     ".env": check_env,
     "compose": check_compose,
@@ -377,6 +550,7 @@ CHECKS = {
     "scale-out override": check_scale,
     "grafana": check_grafana,
     "logstash": check_logstash,
+    "filebeat": check_filebeat,
     "elasticsearch, kibana": check_elastic,
 }
 

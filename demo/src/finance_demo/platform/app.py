@@ -115,7 +115,7 @@ class Platform:
             host, port = server.server_address[:2]
             logger.info(
                 "service listening",
-                extra={"service": name, "server.address": str(host), "server.port": port},
+                extra={"service.name": name, "server.address": str(host), "server.port": port},
             )
         feed = threading.Thread(target=self.market.run_feed, args=(self._stop,), daemon=True)
         close = threading.Thread(target=run_close, args=(self._pool, self._stop), daemon=True)

@@ -1,4 +1,5 @@
-"""ECS JSON logs on stdout, one object per line, with the service and the current trace."""
+"""ECS JSON logs on stdout, one object per line, with the service and the current trace, and
+secrets and personal data redacted (redaction.py, generated from logs/rules.yml) first."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from finance_demo.platform.redaction import redact
 from finance_demo.platform.tracing import trace_ids
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and becomes a field.
@@ -20,7 +22,8 @@ current_service: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 
 class EcsFormatter(logging.Formatter):
-    """@timestamp, log.level, log.logger, service.name, message, trace.id, span.id, fields."""
+    """@timestamp, log.level, log.logger, service.name, message, trace.id, span.id, fields;
+    every string redacted, a secret field's whole value replaced."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as one line of JSON."""
@@ -42,7 +45,7 @@ class EcsFormatter(logging.Formatter):
                 document[key] = value
         if record.exc_info:
             document["error.stack_trace"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str)
+        return json.dumps(redact(document))
 
 
 def configure(level: str = "INFO", default_service: str | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
 from datetime import datetime
@@ -23,6 +24,8 @@ from finance_demo.platform.metrics import ServiceMetrics
 # Monthly list prices, as in the seed; yearly billing is ten months' price for twelve.
 MONTHLY_PRICES = {"basic": Decimal("9.99"), "pro": Decimal("49.99"), "enterprise": Decimal("499")}
 _KDF_ITERATIONS = 2000
+
+logger = logging.getLogger(__name__)
 
 
 def demo_password(email: str) -> str:
@@ -124,6 +127,18 @@ class UserService:
                 conn.execute("UPDATE users SET last_active_at = now() WHERE id = %s", (row[0],))
         # Counted after the commit: an attempt the database could not decide is not an attempt.
         self._metrics.login(ok)
+        # The ECS authentication event that Logstash routes to ai-finance-security (no email:
+        # it is personal data; the user id when the email is known).
+        logger.log(
+            logging.INFO if ok else logging.WARNING,
+            "login succeeded" if ok else "login failed",
+            extra={
+                "event.category": ["authentication"],
+                "event.action": "user-login",
+                "event.outcome": "success" if ok else "failure",
+                **({"user.id": str(row[0])} if row is not None else {}),
+            },
+        )
         if not ok:
             raise HttpError(401, "wrong email or password")
         return Response(201, {"token": secrets.token_urlsafe(24)})

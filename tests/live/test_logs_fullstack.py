@@ -4,9 +4,9 @@ its planted secrets redacted; the index templates and ILM policies are attached 
 indices; Kibana has the data views and saved searches; Grafana's Elasticsearch datasources are
 healthy; and Prometheus scrapes the logs-exporter's Logstash and index metrics.
 
-Needs Elasticsearch, Logstash, Kibana, Grafana and json_exporter from a container registry,
-none of which has a stand-in here (DESIGN.md §8): where no registry is reachable it skips,
-naming the images. Run it on a machine that can pull them with `tests/run.sh -m fullstack`
+Needs Elasticsearch, Logstash, Kibana, Filebeat (profile `logs` runs it), Grafana and
+json_exporter from a container registry, none of which has a stand-in here (DESIGN.md §8):
+where no registry is reachable it skips, naming the images. Run it on a machine that can pull them with `tests/run.sh -m fullstack`
 (docs/testing.md).
 """
 

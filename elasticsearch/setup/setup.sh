@@ -27,6 +27,7 @@ declare -A USER_SECRETS=(
 	[logstash_internal]=logstash_internal_password
 	[grafana_reader]=grafana_es_password
 	[logs_exporter]=logs_exporter_es_password
+	[logs_viewer]=logs_viewer_password
 )
 
 es() { call elastic elastic_password "$@"; }

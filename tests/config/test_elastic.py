@@ -136,6 +136,22 @@ def test_the_reader_role_reads_the_log_indices_and_monitors_the_cluster() -> Non
     ]
 
 
+def test_people_read_the_logs_in_kibana_without_a_superuser() -> None:
+    viewer = documents("users")["logs_viewer"]
+    assert viewer["roles"] == ["ai_finance_reader", "kibana_logs_viewer"]
+    role = documents("roles")["kibana_logs_viewer"]
+    assert role["cluster"] == [] and role["indices"] == []
+    (application,) = role["applications"]
+    assert application["application"] == "kibana-.kibana"
+    assert application["resources"] == ["space:default"]
+    # Feature privileges, read only: Discover, dashboards, data views.
+    assert sorted(application["privileges"]) == [
+        "feature_dashboard.read",
+        "feature_discover.read",
+        "feature_indexPatterns.read",
+    ]
+
+
 def test_every_user_has_known_roles_and_a_generated_mounted_secret() -> None:
     setup = (SETUP / "setup.sh").read_text()
     declared = dict(re.findall(r"^\t\[(\w+)\]=(\w+)$", setup, re.MULTILINE))

@@ -34,6 +34,7 @@ SECRET_NAMES = (
     "logstash_internal_password",
     "grafana_es_password",
     "logs_exporter_es_password",
+    "logs_viewer_password",
 )
 # curl options of the scripts and the curl release that added each: the Elasticsearch 8.18
 # image has curl 7.68 (Ubuntu 20.04), so nothing newer may be used (--fail-with-body is 7.76).
@@ -182,6 +183,7 @@ def test_users_get_their_files_fields_and_their_secrets_password(
         "logstash_internal": "logstash_internal_password",
         "grafana_reader": "grafana_es_password",
         "logs_exporter": "logs_exporter_es_password",
+        "logs_viewer": "logs_viewer_password",
     }
     for name, document in _files("users").items():
         body = api.body("PUT", f"/_security/user/{name}")

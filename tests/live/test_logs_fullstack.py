@@ -6,8 +6,8 @@ healthy; and Prometheus scrapes the logs-exporter's Logstash and index metrics.
 
 Needs Elasticsearch, Logstash, Kibana, Filebeat (profile `logs` runs it), Grafana and
 json_exporter from a container registry, none of which has a stand-in here (DESIGN.md §8):
-where no registry is reachable it skips, naming the images. Run it on a machine that can pull them with `tests/run.sh -m fullstack`
-(docs/testing.md).
+where no registry is reachable it skips, naming the images. Run it on a machine that can pull
+them with `tests/run.sh -m fullstack` (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import re
 import secrets
 import socket
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -267,6 +268,32 @@ def test_kibana_has_a_data_view_and_a_saved_search_per_index(stack: Stack) -> No
     assert trace_format["params"]["urlTemplate"].endswith("/trace/{{value}}")
     searches = kibana("/api/saved_objects/_find?type=search&per_page=100")["saved_objects"]
     assert {f"{i.name}-search" for i in elastic.INDICES} <= {s["id"] for s in searches}
+
+
+def test_the_kibana_viewer_reads_the_saved_searches_and_writes_nothing(
+    stack: Stack, indexed: list[dict[str, Any]]
+) -> None:
+    password = stack.password("logs_viewer_password")
+    found = _call(
+        stack.url("KIBANA_PORT", "/api/saved_objects/_find?type=search&per_page=100"),
+        "logs_viewer",
+        password,
+    )["saved_objects"]
+    assert {f"{i.name}-search" for i in elastic.INDICES} <= {s["id"] for s in found}
+    hits = _call(
+        stack.url("ELASTICSEARCH_PORT", "/ai-finance-logs-*/_search?size=1"),
+        "logs_viewer",
+        password,
+    )["hits"]["hits"]
+    assert hits
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _call(
+            stack.url("ELASTICSEARCH_PORT", f"/{hits[0]['_index']}/_doc"),
+            "logs_viewer",
+            password,
+            {"message": "written by a viewer"},
+        )
+    assert refused.value.code == 403
 
 
 @pytest.mark.parametrize("uid", ["elasticsearch", "elasticsearch-errors", "elasticsearch-security"])

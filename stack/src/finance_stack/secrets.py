@@ -64,6 +64,8 @@ GENERATED: dict[str, int] = {
     "logstash_internal_password": ELASTIC_UID,
     # The logs-exporter's Elasticsearch user (logs_exporter: _count on two index patterns).
     "logs_exporter_es_password": JSON_EXPORTER_UID,
+    # People's read-only Kibana login (user logs_viewer); only the setup job reads it.
+    "logs_viewer_password": ELASTIC_UID,
 }
 DERIVED: dict[str, int] = {
     "redis_acl": REDIS_UID,

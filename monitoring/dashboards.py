@@ -19,6 +19,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from monitoring import slo
 from monitoring.alert_limits import named
 from monitoring.dashboards_business import business, portfolio, trading
+from monitoring.dashboards_logs import logs_overview
 from monitoring.dashboards_platform import exporters, infrastructure
 from monitoring.inventory import Inventory, Service, seconds
 from monitoring.panels import Query, above, below, graph, listing, row, single
@@ -203,6 +204,7 @@ BUILDERS: dict[str, Callable[[Inventory], Content]] = {
     "portfolio-risk": lambda _: portfolio(),
     "infrastructure-overview": lambda _: infrastructure(),
     "exporters-health": lambda _: exporters(),
+    "logs-overview": lambda _: logs_overview(),
 }
 
 

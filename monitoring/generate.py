@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from monitoring import alerting, application, dashboards, kubernetes, logs, scale
+from monitoring import alerting, application, dashboards, elastic, kubernetes, logs, scale
 from monitoring.inventory import Inventory
 from monitoring.slo import HEADER, service_rules
 
@@ -57,9 +57,9 @@ SHARED_DIRS = {
 def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (application and SLO rules, Alertmanager's generated parts and its
     route tests, dashboards, the scale-out configs, the rules as PrometheusRule objects, the
-    Logstash pipelines and redaction modules from logs/rules.yml), by path relative to the
-    repository root. Reads the hand-written rules, alertmanager.yml, prometheus.yml, the Grafana
-    datasources and logs/rules.yml under `root`."""
+    Logstash pipelines and redaction modules from logs/rules.yml, the log indices' templates and
+    Kibana objects), by path relative to the repository root. Reads the hand-written rules,
+    alertmanager.yml, prometheus.yml, the Grafana datasources and logs/rules.yml under `root`."""
     rules = {
         APPLICATION_RULES: application.HEADER + dump(application.rules(inventory)),
         **_slo_rules(inventory),
@@ -74,6 +74,7 @@ def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
         **scale.render(root, dump),
         **kubernetes.render(texts, dump),
         **logs.render(logs.load(root / logs.RULES)),
+        **elastic.render(),
     }
 
 
@@ -87,6 +88,8 @@ def write(root: Path, files: dict[Path, str]) -> list[Path]:
     generated = [p for d in owned for p in (root / d).glob("*.yml")]
     if any(path.is_relative_to(dashboards.DASHBOARD_DIR) for path in files):
         generated += (root / dashboards.DASHBOARD_DIR).rglob("*.json")
+    if any(path.parent == elastic.INDEX_TEMPLATE_DIR for path in files):
+        generated += (root / elastic.INDEX_TEMPLATE_DIR).glob("*.json")
     for stale in generated:
         if stale.relative_to(root) not in files:
             stale.unlink()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grafana_foundation_sdk.builders import dashboard, stat, table, timeseries
+from grafana_foundation_sdk.builders import dashboard, logs, stat, table, timeseries
 
-Item = dashboard.Row | timeseries.Panel | stat.Panel | table.Panel
+Item = dashboard.Row | timeseries.Panel | stat.Panel | table.Panel | logs.Panel
 
 
 @dataclass

@@ -65,14 +65,15 @@ install_compose() {
 	"${ROOT}/tests/live/docker-engine.sh" compose 2>&1 | sed -u 's/^/    /' >&2
 }
 
-# Prometheus, promtool, Alertmanager and amtool at the versions docker-compose.yml pins (3.5 and
-# 0.28 today), built from their Go modules and cached; their folders go first on PATH for the
-# tests (rule and route tests, a real Prometheus and Alertmanager on loopback).
+# Prometheus, promtool, Alertmanager, amtool and json_exporter (the logs-exporter) at the versions
+# docker-compose.yml pins (3.5, 0.28 and 0.7 today), built from their Go modules and cached; their
+# folders go first on PATH for the tests (rule and route tests, a real Prometheus and Alertmanager
+# on loopback, the logs-exporter's config in tests/config/test_logs_exporter.py).
 GO_TOOL_PATH=""
 install_go_tools() {
 	local tool binary
 	step "prometheus, promtool, alertmanager, amtool at the pinned versions (tests/live/images/pinned-go.sh)"
-	for tool in prometheus promtool alertmanager amtool; do
+	for tool in prometheus promtool alertmanager amtool json_exporter; do
 		binary="$("${ROOT}/tests/live/images/pinned-go.sh" "${tool}" 2> >(sed -u 's/^/    /' >&2))"
 		GO_TOOL_PATH="${GO_TOOL_PATH}${GO_TOOL_PATH:+:}$(dirname -- "${binary}")"
 	done

@@ -33,7 +33,9 @@ from support.repo import ROOT
 FIX = ".venv/bin/python -m monitoring generate"
 DASHBOARD_DIR = ROOT / dashboards.DASHBOARD_DIR
 DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources"
-PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "table", "bargauge", "text"}
+# The Elasticsearch datasources of one index each beside the general one (uid elasticsearch).
+LOG_SOURCES = ("elasticsearch-errors", "elasticsearch-security")
+PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "table", "bargauge", "text", "logs"}
 # Prometheus synthesises ALERTS for every pending and firing alert; no exporter produces it.
 BUILTIN_METRICS = {"ALERTS"}
 LABEL_VALUES = re.compile(r"^label_values\((?:(.+),\s*)?(\w+)\)$")
@@ -117,7 +119,13 @@ def lint(where: str, model: dict[str, Any], uids: set[str], produced: set[str]) 
                 problems.append(f"{title}: datasource uid {source.get('uid')!r} not provisioned")
         if not panel.get("targets"):
             problems.append(f"{title}: no query")
-        exprs += [(title, str(t.get("expr", ""))) for t in panel.get("targets", [])]
+        # PromQL of the Prometheus targets; the Logs dashboard's Elasticsearch targets are checked
+        # in tests/config/test_logs_dashboard.py.
+        exprs += [
+            (title, str(t.get("expr", "")))
+            for t in panel.get("targets", [])
+            if (t.get("datasource") or panel.get("datasource") or {}).get("type") == "prometheus"
+        ]
     for variable in model.get("templating", {}).get("list", []):
         match = LABEL_VALUES.match(str(variable.get("query", "")))
         if variable.get("type") == "query" and match and match.group(1):
@@ -198,11 +206,14 @@ def test_every_panel_is_valid() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_every_query_targets_prometheus() -> None:
+def test_every_query_targets_prometheus_or_on_the_logs_dashboard_a_log_index() -> None:
+    prometheus = {"type": "prometheus", "uid": "prometheus"}
+    logs = [{"type": "elasticsearch", "uid": uid} for uid in ("elasticsearch", *LOG_SOURCES)]
     for path, model in committed().items():
+        allowed = [prometheus, *logs] if model["uid"] == "logs-overview" else [prometheus]
         for panel in panels_of(model):
             if panel["type"] != "row":
-                assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}, path
+                assert panel["datasource"] in allowed, (path, panel["title"])
 
 
 def test_every_dashboard_url_resolves(inventory: Inventory) -> None:

@@ -72,6 +72,8 @@ def test_grafana_serves_every_dashboard_and_healthy_datasources(
             "prometheus",
             "alertmanager",
             "elasticsearch",
+            "elasticsearch-errors",
+            "elasticsearch-security",
             "jaeger",
         }
         # Elasticsearch and Jaeger are not in these profiles. Prometheus has a backend health

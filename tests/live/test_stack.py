@@ -62,6 +62,7 @@ TARGET_SERVICES = {
     "redis-exporter": "redis-exporter",
     "grafana": "grafana",
     "elasticsearch-exporter": "elasticsearch-exporter",
+    "logs-exporter": "logs-exporter",
     "jaeger": "jaeger",
     "demo-platform": "demo-platform",
 }

@@ -36,6 +36,8 @@ def test_shellcheck_is_clean() -> None:
         SCRIPT,
         ROOT / "tests/run.sh",
         ROOT / "elasticsearch/setup/setup.sh",
+        ROOT / "elasticsearch/setup/lib.sh",
+        ROOT / "kibana/setup.sh",
         ROOT / "tests/live/docker-engine.sh",
         ROOT / "tests/live/images/build.sh",
         ROOT / "tests/live/images/pinned-go.sh",

@@ -145,6 +145,33 @@ BREAKAGES = {
         _replace("cluster.name: ai-finance", "cluster.name: [ai-finance"),
         "elasticsearch/elasticsearch.yml:4: invalid YAML",
     ),
+    "elastic-role-bad-json": (
+        "elasticsearch/setup/roles/logstash_writer.json",
+        _replace('"cluster": ["monitor"],', '"cluster": ["monitor"]'),
+        "elasticsearch/setup/roles/logstash_writer.json:3: invalid JSON",
+    ),
+    "elastic-template-unknown-policy": (
+        "elasticsearch/setup/index-templates/ai-finance-errors.json",
+        _replace('"ai-finance-90d"', '"ai-finance-9d"'),
+        "elasticsearch/setup/index-templates/ai-finance-errors.json: unknown ILM policy "
+        "'ai-finance-9d'",
+    ),
+    "elastic-role-unknown-index": (
+        "elasticsearch/setup/roles/logstash_writer.json",
+        _replace('"ai-finance-trading-*"', '"ai-finance-trade-*"'),
+        "elasticsearch/setup/roles/logstash_writer.json: index 'ai-finance-trade-*' is no "
+        "template's",
+    ),
+    "elastic-user-unknown-role": (
+        "elasticsearch/setup/users/grafana_reader.json",
+        _replace('"ai_finance_reader"', '"ai_finance_readers"'),
+        "elasticsearch/setup/users/grafana_reader.json: unknown role 'ai_finance_readers'",
+    ),
+    "kibana-saved-search-unknown-view": (
+        "kibana/saved-objects/ai-finance.ndjson",
+        _replace('"id": "ai-finance-trading", "name"', '"id": "ai-finance-trade", "name"'),
+        "kibana/saved-objects/ai-finance.ndjson:11: unknown data view 'ai-finance-trade'",
+    ),
     "kibana-not-a-mapping": (
         "kibana/kibana.yml",
         lambda _: "- just\n- a list\n",

@@ -105,8 +105,11 @@ def job_services() -> dict[str, frozenset[str]]:
     jobs = {}
     for job in config["scrape_configs"]:
         groups = list(job.get("static_configs", []))
-        if job.get("file_sd_configs"):
-            groups += labelled.get(job["job_name"], [])
+        # A file_sd job reads targets/<labelled job>.json: its own, or one it shares with the
+        # other jobs of the same service (the logs-exporter's three).
+        for sd in job.get("file_sd_configs", []):
+            for file in sd["files"]:
+                groups += labelled.get(Path(file).stem, [])
         hosts = {target.rsplit(":", 1)[0] for group in groups for target in group["targets"]}
         jobs[job["job_name"]] = frozenset("prometheus" if h == "localhost" else h for h in hosts)
     return jobs

@@ -44,6 +44,8 @@ ELASTIC_UID = 1000
 GRAFANA_UID = 472
 # Alertmanager (upstream image and the Debian stand-in) runs as nobody.
 ALERTMANAGER_UID = 65534
+# So does json_exporter (the logs-exporter service: its image's USER nobody).
+JSON_EXPORTER_UID = 65534
 
 GENERATED: dict[str, int] = {
     "postgres_password": EXPORTERS_UID,
@@ -60,6 +62,10 @@ GENERATED: dict[str, int] = {
     "elastic_password": ELASTIC_UID,
     "kibana_system_password": ELASTIC_UID,
     "logstash_internal_password": ELASTIC_UID,
+    # The logs-exporter's Elasticsearch user (logs_exporter: _count on two index patterns).
+    "logs_exporter_es_password": JSON_EXPORTER_UID,
+    # People's read-only Kibana login (user logs_viewer); only the setup job reads it.
+    "logs_viewer_password": ELASTIC_UID,
 }
 DERIVED: dict[str, int] = {
     "redis_acl": REDIS_UID,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finance_stack import compose, images, state
+from finance_stack import compose, images, state, validate_elastic
 from finance_stack.compose import Project
 from finance_stack.envfile import EnvFileError, Settings
 
@@ -391,12 +391,15 @@ def _logstash_structure(root: Path, path: Path) -> list[Problem]:
 
 
 def check_elastic(root: Path) -> list[Problem]:
-    """Elasticsearch and Kibana settings parse as YAML mappings."""
+    """Elasticsearch and Kibana settings parse as YAML mappings; the setup job's roles, users,
+    templates and ILM policies and Kibana's saved objects parse and reference only each other
+    (finance_stack.validate_elastic)."""
     problems: list[Problem] = []
     for path in (root / "elasticsearch" / "elasticsearch.yml", root / "kibana" / "kibana.yml"):
         document = load_yaml(root, path, problems)
         if document is not None and not isinstance(document, dict):
             problems.append(Problem(_rel(root, path), 1, "expected a mapping of settings"))
+    problems += [Problem(p.file, p.line, p.text) for p in validate_elastic.check(root)]
     return problems
 
 

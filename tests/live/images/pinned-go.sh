@@ -50,6 +50,7 @@ declare -rA PROGRAMS=(
     [postgres_exporter]="POSTGRES_EXPORTER_IMAGE|github.com/prometheus-community/postgres_exporter|./cmd/postgres_exporter|same|common"
     [redis_exporter]="REDIS_EXPORTER_IMAGE|github.com/oliver006/redis_exporter|.|same|redis"
     [jaeger]="JAEGER_IMAGE|github.com/jaegertracing/jaeger|./cmd/jaeger|jaeger2|jaeger"
+    [json_exporter]="JSON_EXPORTER_IMAGE|github.com/prometheus-community/json_exporter|.|same|common"
     [thanos]="THANOS_IMAGE|github.com/thanos-io/thanos|./cmd/thanos|same|common|netgo,slicelabels"
 )
 

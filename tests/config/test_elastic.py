@@ -1,0 +1,258 @@
+"""The log indices' Elasticsearch objects (elasticsearch/setup/: ILM policies, component and
+index templates, roles, users), Kibana's saved objects and Grafana's Elasticsearch side, offline:
+generated files match their generator, every reference resolves, retention and privileges are
+what DESIGN.md §2 and §6 say, and every field a panel aggregates on is mapped as a keyword."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from finance_stack import secrets
+from monitoring import elastic, generate, logs
+from monitoring.inventory import load
+from monitoring.logs.logstash import DEADLETTER_INDEX
+from support.repo import ROOT
+
+SETUP = ROOT / "elasticsearch" / "setup"
+FIX = "python -m monitoring generate"
+# DESIGN.md §2: info 30 days, errors and security 90 days.
+RETENTION_DAYS = {
+    "ai-finance-logs": 30,
+    "ai-finance-errors": 90,
+    "ai-finance-security": 90,
+    "ai-finance-revenue": 30,
+    "ai-finance-trading": 30,
+    # Logstash's deadletter pipeline (logstash/pipeline/deadletter.conf): refused documents.
+    "ai-finance-deadletter": 90,
+}
+PATTERNS = sorted(f"{name}-*" for name in RETENTION_DAYS)
+
+
+def documents(folder: str) -> dict[str, dict[str, Any]]:
+    """Every JSON file of a setup folder by name (the object's name in Elasticsearch)."""
+    found = {path.stem: json.loads(path.read_text()) for path in (SETUP / folder).glob("*.json")}
+    assert found, f"no JSON in {folder}/"
+    return found
+
+
+def saved_objects() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (ROOT / elastic.SAVED_OBJECTS).read_text().splitlines()]
+
+
+def properties(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{dotted field: type} of a mapping's properties."""
+    found: dict[str, str] = {}
+    for name, spec in mapping.get("properties", {}).items():
+        if "properties" in spec:
+            found.update(properties(spec, f"{prefix}{name}."))
+        else:
+            found[f"{prefix}{name}"] = spec["type"]
+    return found
+
+
+ECS = properties(documents("component-templates")["ai-finance-ecs"]["template"]["mappings"])
+
+
+# ---- generated files -----------------------------------------------------------------------------
+
+
+def test_templates_and_saved_objects_match_the_generator(tmp_path: Path) -> None:
+    generate.write(tmp_path, generate.render(load()))
+    for relative in elastic.render():
+        assert (ROOT / relative).read_bytes() == (tmp_path / relative).read_bytes(), (
+            f"{relative} is out of date; run: {FIX}"
+        )
+    on_disk = {p.relative_to(ROOT) for p in (ROOT / elastic.INDEX_TEMPLATE_DIR).glob("*.json")}
+    assert on_disk == {p for p in elastic.render() if p.suffix == ".json"}, f"orphans; run: {FIX}"
+
+
+def test_regenerating_removes_an_orphan_index_template(tmp_path: Path) -> None:
+    orphan = tmp_path / elastic.INDEX_TEMPLATE_DIR / "ai-finance-retired.json"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text("{}\n")
+    generate.write(tmp_path, generate.render(load()))
+    assert not orphan.exists()
+
+
+# ---- templates and retention --------------------------------------------------------------------
+
+
+def test_each_daily_index_has_a_template_with_its_retention() -> None:
+    templates = documents("index-templates")
+    policies = documents("ilm")
+    assert sorted(p for t in templates.values() for p in t["index_patterns"]) == PATTERNS
+    for name, days in RETENTION_DAYS.items():
+        template = templates[name]
+        assert template["index_patterns"] == [f"{name}-*"]
+        policy = policies[template["template"]["settings"]["index.lifecycle.name"]]["policy"]
+        # Delete-only: no rollover (the indices are daily), deleted at `days` after creation.
+        assert policy["phases"] == {"delete": {"min_age": f"{days}d", "actions": {"delete": {}}}}
+
+
+def test_templates_are_composed_of_the_ecs_mappings_and_the_replica_setting() -> None:
+    components = documents("component-templates")
+    for template in documents("index-templates").values():
+        assert template["composed_of"] == ["ai-finance-ecs", "ai-finance-settings"]
+        assert set(template["composed_of"]) <= set(components)
+        assert template["priority"] > 100  # above the built-in logs-*-* template
+    index = components["ai-finance-settings"]["template"]["settings"]["index"]
+    # setup.sh writes ELASTICSEARCH_REPLICAS there (0 by default: one node stays green).
+    assert index == {"number_of_shards": 1, "number_of_replicas": "${ELASTICSEARCH_REPLICAS}"}
+    assert (
+        "ELASTICSEARCH_REPLICAS: ${ELASTICSEARCH_REPLICAS:-0}"
+        in (ROOT / "docker-compose.yml").read_text()
+    )
+
+
+def test_ecs_fields_have_their_types() -> None:
+    keywords = {"log.level", "service.name", "trace.id", "span.id", "event.category"}
+    assert {field: ECS[field] for field in keywords} == dict.fromkeys(keywords, "keyword")
+    assert ECS["@timestamp"] == "date" and ECS["message"] == "text"
+    assert all(kind == "keyword" for field, kind in ECS.items() if field.startswith("event."))
+
+
+# ---- roles and users -----------------------------------------------------------------------------
+
+
+def test_logstash_writes_only_new_documents_into_its_indices() -> None:
+    role = documents("roles")["logstash_writer"]
+    assert role["cluster"] == ["monitor"]  # GET / and GET /_license at the output's start
+    (indices,) = role["indices"]
+    assert sorted(indices["names"]) == PATTERNS
+    assert indices["privileges"] == ["create_doc", "auto_configure"]
+
+
+def test_the_reader_role_reads_the_log_indices_and_monitors_the_cluster() -> None:
+    role = documents("roles")["ai_finance_reader"]
+    assert role["cluster"] == ["monitor"]  # Grafana 11's Elasticsearch datasource needs it
+    assert role["indices"] == [
+        {"names": ["ai-finance-*"], "privileges": ["read", "view_index_metadata"]}
+    ]
+
+
+def test_people_read_the_logs_in_kibana_without_a_superuser() -> None:
+    viewer = documents("users")["logs_viewer"]
+    assert viewer["roles"] == ["ai_finance_reader", "kibana_logs_viewer"]
+    role = documents("roles")["kibana_logs_viewer"]
+    assert role["cluster"] == [] and role["indices"] == []
+    (application,) = role["applications"]
+    assert application["application"] == "kibana-.kibana"
+    assert application["resources"] == ["space:default"]
+    # Feature privileges, read only: Discover, dashboards, data views.
+    assert sorted(application["privileges"]) == [
+        "feature_dashboard.read",
+        "feature_discover.read",
+        "feature_indexPatterns.read",
+    ]
+
+
+def test_every_user_has_known_roles_and_a_generated_mounted_secret() -> None:
+    setup = (SETUP / "setup.sh").read_text()
+    declared = dict(re.findall(r"^\t\[(\w+)\]=(\w+)$", setup, re.MULTILINE))
+    users = documents("users")
+    assert sorted(declared) == sorted(users)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounted = compose["services"]["elasticsearch-setup"]["secrets"]
+    for user, secret in declared.items():
+        assert set(users[user]["roles"]) <= set(documents("roles")), user
+        assert "password" not in users[user], f"{user}: a password in the repository"
+        assert secret in secrets.GENERATED and secret in mounted, (user, secret)
+
+
+# ---- Kibana --------------------------------------------------------------------------------------
+
+
+def test_a_data_view_per_index_with_trace_ids_linking_to_jaeger() -> None:
+    views = {o["id"]: o for o in saved_objects() if o["type"] == "index-pattern"}
+    assert sorted(v["attributes"]["title"] for v in views.values()) == PATTERNS
+    for view in views.values():
+        assert view["attributes"]["timeFieldName"] == "@timestamp"
+        formats = json.loads(view["attributes"]["fieldFormatMap"])
+        assert formats["trace.id"]["id"] == "url"
+        assert formats["trace.id"]["params"]["urlTemplate"] == "${JAEGER_UI_URL}/trace/{{value}}"
+
+
+def test_a_saved_search_per_data_view() -> None:
+    objects = saved_objects()
+    views = {o["id"] for o in objects if o["type"] == "index-pattern"}
+    searches = [o for o in objects if o["type"] == "search"]
+    assert sorted(ref["id"] for s in searches for ref in s["references"]) == sorted(views)
+    for search in searches:
+        source = json.loads(search["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+        (reference,) = search["references"]
+        assert source["indexRefName"] == reference["name"]
+        assert reference["type"] == "index-pattern"
+        assert set(search["attributes"]["columns"]) <= set(ECS)
+
+
+# ---- Grafana -------------------------------------------------------------------------------------
+
+
+def elasticsearch_datasources() -> dict[str, dict[str, Any]]:
+    path = ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+    sources = yaml.safe_load(path.read_text().replace("$$", "$"))["datasources"]
+    return {s["uid"]: s for s in sources if s["type"] == "elasticsearch"}
+
+
+def test_each_elasticsearch_datasource_reads_one_index_as_the_reader() -> None:
+    sources = elasticsearch_datasources()
+    assert {uid: s["jsonData"]["index"] for uid, s in sources.items()} == {
+        "elasticsearch": "ai-finance-logs-*",
+        "elasticsearch-errors": "ai-finance-errors-*",
+        "elasticsearch-security": "ai-finance-security-*",
+    }
+    for uid, source in sources.items():
+        data = source["jsonData"]
+        assert (data["timeField"], data["logMessageField"], data["logLevelField"]) == (
+            "@timestamp",
+            "message",
+            "log.level",
+        ), uid
+        assert data["dataLinks"] == [
+            {
+                "field": "trace.id",
+                "datasourceUid": "jaeger",
+                "url": "${__value.raw}",
+                "urlDisplayLabel": "Trace in Jaeger",
+            }
+        ], uid
+        assert source["basicAuthUser"] == "grafana_reader", uid
+        assert documents("users")["grafana_reader"]["roles"] == ["ai_finance_reader"]
+
+
+def logs_targets() -> list[tuple[str, dict[str, Any]]]:
+    path = ROOT / "grafana" / "dashboards" / "logs" / "logs-overview.json"
+    model = json.loads(path.read_text())
+    return [
+        (panel["title"], target)
+        for panel in model["panels"]
+        for target in panel.get("targets", [])
+        if panel["datasource"]["type"] == "elasticsearch"
+    ]
+
+
+@pytest.mark.parametrize("title", sorted({title for title, _ in logs_targets()}))
+def test_logs_panels_aggregate_only_on_keyword_fields(title: str) -> None:
+    sources = elasticsearch_datasources()
+    for _, target in (t for t in logs_targets() if t[0] == title):
+        assert target["datasource"]["uid"] in sources
+        assert target["timeField"] == "@timestamp"
+        for bucket in target.get("bucketAggs", []):
+            # A terms aggregation on a text field fails in Elasticsearch (fielddata disabled).
+            wanted = "date" if bucket["type"] == "date_histogram" else "keyword"
+            assert ECS.get(bucket["field"]) == wanted, (bucket["field"], ECS.get(bucket["field"]))
+
+
+def test_the_pipelines_write_only_to_indices_with_a_template() -> None:
+    """logs/rules.yml (the Logstash pipelines' source) names the general index and one per route,
+    and the deadletter pipeline writes one more: each must have a template here, or its
+    documents get no mapping and no ILM."""
+    rules = yaml.safe_load((ROOT / logs.RULES).read_text())
+    routed = {rules["general_index"], *(route["index"] for route in rules["routes"])}
+    assert routed | {DEADLETTER_INDEX} == {index.name for index in elastic.INDICES}

@@ -421,6 +421,75 @@ FANOUT_PATH = "/v1/accounts/1/overview"
 GATEWAY_PORT = ports()["api-gateway"]
 
 
+def _luhn_valid(prefix: str, length: int) -> str:
+    """A card number of `length` digits starting with `prefix` that passes the Luhn check."""
+    digits = prefix + "".join(str(uuid.uuid4().int % 10) for _ in range(length - len(prefix) - 1))
+    total = 0
+    for i, digit in enumerate(reversed(digits)):
+        d = int(digit) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return digits + str((10 - total % 10) % 10)
+
+
+def test_no_planted_secret_reaches_any_container_log(stack: Stack) -> None:
+    """Secrets of every class the redaction covers, sent to the platform in each channel it
+    reads (query string, headers, JSON body of a login and of a payment), appear in no log line
+    of any container of the stack, while the login's own ECS event is logged."""
+    mark = int(time.time()) - 1
+    token = uuid.uuid4().hex
+    planted = {
+        "email": f"planted-{token[:12]}@example.test",
+        "password": f"pw-{token[12:24]}",
+        "bearer": f"{token}{token[:8]}",
+        "card": _luhn_valid("4", 16),
+    }
+    program = (
+        "import json, sys, urllib.error, urllib.request\n"
+        "p = json.loads(sys.argv[1])\n"
+        "for port, path, body in ((int(sys.argv[2]), '/v1/sessions', "
+        "{'email': p['email'], 'password': p['password']}), (int(sys.argv[3]), '/v1/payments', "
+        "{'user_id': 1, 'amount': '9.99', 'currency': 'EUR', 'card_number': p['card'], "
+        "'email': p['email']})):\n"
+        "    request = urllib.request.Request(f'http://127.0.0.1:{port}{path}?token={p[\"bearer\"]}'"
+        ", data=json.dumps(body).encode(), method='POST', headers={'Authorization': "
+        "'Bearer ' + p['bearer'], 'Content-Type': 'application/json', 'X-Card': p['card']})\n"
+        "    try:\n"
+        "        print(urllib.request.urlopen(request, timeout=10).status)\n"
+        "    except urllib.error.HTTPError as err:\n"
+        "        print(err.code)\n"
+    )
+    result = stack.service_container("demo-platform").exec_run(
+        [
+            "python3",
+            "-c",
+            program,
+            json.dumps(planted),
+            str(ports()["user-management"]),
+            str(ports()["payment"]),
+        ]
+    )
+    assert result.exit_code == 0, result.output.decode(errors="replace")
+    assert result.output.decode().split()[0] == "401"  # the unknown email's login is refused
+
+    def login_failures() -> list[dict[str, Any]]:
+        logs = stack.service_container("demo-platform").logs(since=mark).decode(errors="replace")
+        return [
+            json.loads(line)
+            for line in logs.splitlines()
+            if '"login failed"' in line and '"event.outcome": "failure"' in line
+        ]
+
+    assert poll(login_failures, 20), "the refused login's ECS event was not logged"
+    time.sleep(2)  # the payment request's lines, and any exporter's next refresh
+    leaks = {}
+    for container in stack.containers():
+        text = container.logs(since=mark).decode(errors="replace")
+        found = sorted(name for name, value in planted.items() if value in text)
+        if found:
+            leaks[container.name] = found
+    assert leaks == {}, f"planted secrets in container logs: {leaks}"
+
+
 def gateway_get(stack: Stack, path: str, trace_id: str) -> int:
     """GET `path` from the demo gateway, as a caller in trace `trace_id` (W3C traceparent), from
     inside the demo-platform container (the platform is not published); returns the status."""

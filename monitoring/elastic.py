@@ -2,7 +2,8 @@
 
 DESIGN.md §2: Logstash writes daily indices <name>-YYYY.MM.dd, each kept for its retention by an
 ILM policy (elasticsearch/setup/ilm/<policy>.json, written by hand like the roles and the
-component templates beside it). This module writes, per index, its composable index template
+component templates beside it). logs/rules.yml lists the indices with their policies and titles.
+This module writes, per index, its composable index template
 (elasticsearch/setup/index-templates/<name>.json) and, in one file Kibana imports
 (kibana/saved-objects/ai-finance.ndjson), a data view and a saved search. Deterministic: sorted
 keys, fixed ids, no timestamps.
@@ -11,9 +12,11 @@ keys, fixed ids, no timestamps.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from monitoring import logs
+from monitoring.logs import LogIndex
 
 INDEX_TEMPLATE_DIR = Path("elasticsearch/setup/index-templates")
 SAVED_OBJECTS = Path("kibana/saved-objects/ai-finance.ndjson")
@@ -28,30 +31,9 @@ JAEGER_UI_PLACEHOLDER = "${JAEGER_UI_URL}"
 COLUMNS = ("service.name", "log.level", "message", "trace.id")
 
 
-@dataclass(frozen=True)
-class LogIndex:
-    """One family of daily indices: its name, what it holds, and its ILM policy."""
-
-    name: str
-    title: str
-    policy: str
-
-    @property
-    def pattern(self) -> str:
-        """The daily indices' wildcard, as templates, data views and roles name them."""
-        return f"{self.name}-*"
-
-
-# The general index holds every event; the next four the events of their kind too (a copy).
-INDICES = (
-    LogIndex("ai-finance-logs", "all logs", "ai-finance-30d"),
-    LogIndex("ai-finance-errors", "errors", "ai-finance-90d"),
-    LogIndex("ai-finance-security", "security events", "ai-finance-90d"),
-    LogIndex("ai-finance-revenue", "payments and subscriptions", "ai-finance-30d"),
-    LogIndex("ai-finance-trading", "orders, market data and signals", "ai-finance-30d"),
-    # Written by Logstash's deadletter pipeline: what Elasticsearch refused, kept as text.
-    LogIndex("ai-finance-deadletter", "refused documents", "ai-finance-90d"),
-)
+def indices() -> tuple[LogIndex, ...]:
+    """The indices the pipelines write, as logs/rules.yml declares them (RulesError if invalid)."""
+    return logs.load().indices
 
 
 def index_template(index: LogIndex) -> dict[str, Any]:
@@ -121,7 +103,8 @@ def _saved_search(index: LogIndex) -> dict[str, Any]:
 
 def saved_objects() -> list[dict[str, Any]]:
     """Kibana's saved objects: a data view per index, then a saved search per data view."""
-    return [_data_view(index) for index in INDICES] + [_saved_search(index) for index in INDICES]
+    found = indices()
+    return [_data_view(index) for index in found] + [_saved_search(index) for index in found]
 
 
 def render() -> dict[Path, str]:
@@ -131,7 +114,7 @@ def render() -> dict[Path, str]:
             index_template(index), sort_keys=True, indent=2
         )
         + "\n"
-        for index in INDICES
+        for index in indices()
     }
     files[SAVED_OBJECTS] = "".join(
         json.dumps(item, sort_keys=True) + "\n" for item in saved_objects()

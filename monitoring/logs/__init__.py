@@ -17,7 +17,6 @@ from pathlib import Path
 
 from monitoring.logs.evaluation import CONFLICT_TAG, evaluate, matches, nest
 from monitoring.logs.logstash import (
-    DEADLETTER_INDEX,
     DEADLETTER_PIPELINE,
     ELASTICSEARCH,
     PIPELINE,
@@ -25,19 +24,30 @@ from monitoring.logs.logstash import (
     render_deadletter,
     render_pipeline,
 )
-from monitoring.logs.model import Condition, RedactionClass, Route, Rules
+from monitoring.logs.model import Condition, LogIndex, RedactionClass, Route, Rules
 from monitoring.logs.modules import REDACTION_MODULES, render_redaction_module
 from monitoring.logs.redaction import Redaction
 from monitoring.logs.ruby import RUBY_CODE, ruby_init
-from monitoring.logs.rules import CLASS_KEYS, HEADER, OPERATORS, ROOT, RULES, RulesError, load
+from monitoring.logs.rules import (
+    CLASS_KEYS,
+    HEADER,
+    ILM,
+    INDEX_KEYS,
+    OPERATORS,
+    ROOT,
+    RULES,
+    RulesError,
+    load,
+)
 
 __all__ = [
     "CLASS_KEYS",
     "CONFLICT_TAG",
-    "DEADLETTER_INDEX",
     "DEADLETTER_PIPELINE",
     "ELASTICSEARCH",
     "HEADER",
+    "ILM",
+    "INDEX_KEYS",
     "OPERATORS",
     "PIPELINE",
     "REDACTION_MODULES",
@@ -46,6 +56,7 @@ __all__ = [
     "RULES",
     "TARGETS",
     "Condition",
+    "LogIndex",
     "Redaction",
     "RedactionClass",
     "Route",

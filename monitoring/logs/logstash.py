@@ -12,7 +12,6 @@ from monitoring.logs.rules import HEADER
 
 PIPELINE = Path("logstash/pipeline/main.conf")
 DEADLETTER_PIPELINE = Path("logstash/pipeline/deadletter.conf")
-DEADLETTER_INDEX = "ai-finance-deadletter"
 TARGETS = '"[@metadata][target_indices]"'  # the route indices an event matched
 ELASTICSEARCH = {
     "hosts": ["http://elasticsearch:9200"],
@@ -129,8 +128,9 @@ event.set("[event][dataset]", "logstash.deadletter")
         [
             HEADER.rstrip(),
             "# The main pipeline's dead-letter queue (documents Elasticsearch answered 400 or 404",
-            f"# to) into the daily {DEADLETTER_INDEX} index. A rejected document is kept as text:",
-            "# its fields are what the mapping refused, so they are not indexed as fields again.",
+            f"# to) into the daily {rules.deadletter_index} index. A rejected document is kept as",
+            "# text: its fields are what the mapping refused, so they are not indexed as fields",
+            "# again.",
             "# It was redacted before its rejection. Read segments are deleted (clean_consumed).",
             "input {",
             "  dead_letter_queue {",
@@ -150,7 +150,7 @@ event.set("[event][dataset]", "logstash.deadletter")
             "}",
             "",
             "output {",
-            _elasticsearch(DEADLETTER_INDEX, 1),
+            _elasticsearch(rules.deadletter_index, 1),
             "}",
             "",
         ]

@@ -1,4 +1,5 @@
-"""The rule set of logs/rules.yml as values: routes with their conditions, redaction classes."""
+"""The rule set of logs/rules.yml as values: indices, routes with their conditions, redaction
+classes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,20 @@ import re
 from dataclasses import dataclass
 
 from monitoring.logs.redaction import Redaction
+
+
+@dataclass(frozen=True)
+class LogIndex:
+    """One family of daily indices: its name, its ILM policy, and what it holds."""
+
+    name: str
+    policy: str
+    title: str
+
+    @property
+    def pattern(self) -> str:
+        """The daily indices' wildcard, as templates, data views and roles name them."""
+        return f"{self.name}-*"
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,9 @@ class RedactionClass:
 class Rules:
     """The whole rule set."""
 
+    indices: tuple[LogIndex, ...]
     general_index: str
+    deadletter_index: str
     routes: tuple[Route, ...]
     classes: tuple[RedactionClass, ...]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.logs.model import Condition, RedactionClass, Route, Rules
+from monitoring.logs.model import Condition, LogIndex, RedactionClass, Route, Rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = Path("logs/rules.yml")
@@ -20,6 +20,9 @@ OPERATORS = ("in", "contains", "exists")
 CLASS_KEYS = {"name", "description", "text", "key", "replacement", "check"}
 _NAME = re.compile("[a-z][a-z0-9_]*")
 _INDEX = re.compile("ai-finance-[a-z]+")
+# The hand-written ILM policies an index may name (elasticsearch/setup/ilm/<policy>.json).
+ILM = Path("elasticsearch/setup/ilm")
+INDEX_KEYS = {"name", "policy", "title"}
 _FIELD = re.compile("[A-Za-z@_][A-Za-z0-9_]*(?:[.][A-Za-z0-9_]+)*")
 # What Python's re and Ruby's Onigmo read differently, or what the Ruby literal cannot hold.
 _NOT_PORTABLE = (
@@ -99,24 +102,80 @@ def load(path: Path | None = None) -> Rules:
     reader = _Reader(file)
     if root is None:
         raise RulesError([f"{file}: empty"])
-    top = reader.mapping(root, "rules", {"general_index", "routes", "redaction"})
-    general = reader.string(top.get("general_index"), "general_index", root)
-    if general is not None and not _INDEX.fullmatch(general):
-        reader.problem(top["general_index"], f"index {general!r} must look like ai-finance-NAME")
+    top = reader.mapping(
+        root, "rules", {"indices", "general_index", "deadletter_index", "routes", "redaction"}
+    )
+    index_nodes = reader.sequence(top.get("indices"), "indices", root)
+    declared = [_index(reader, node) for node in index_nodes]
+    general = _index_name(reader, top, "general_index", root)
+    deadletter = _index_name(reader, top, "deadletter_index", root)
     route_nodes = reader.sequence(top.get("routes"), "routes", root)
     class_nodes = reader.sequence(top.get("redaction"), "redaction", root)
     routes = [_route(reader, node) for node in route_nodes]
     classes = [_class(reader, node) for node in class_nodes]
-    indices = [(r.index, n) for r, n in zip(routes, route_nodes, strict=True) if r]
-    if general is not None:
-        indices.insert(0, (general, top["general_index"]))
-    _check_names(reader, indices, "index")
+    written = [(r.index, n) for r, n in zip(routes, route_nodes, strict=True) if r]
+    for name, key in ((general, "general_index"), (deadletter, "deadletter_index")):
+        if name is not None:
+            written.insert(0, (name, top[key]))
+    _check_names(reader, written, "index")
+    known = [(i.name, n) for i, n in zip(declared, index_nodes, strict=True) if i]
+    _check_names(reader, known, "indices name")
+    if index_nodes:  # when indices is missing, that one problem says it
+        _check_declared(reader, known, written)
     names = [(c.name, n) for c, n in zip(classes, class_nodes, strict=True) if c]
     _check_names(reader, names, "redaction class name")
     if reader.problems:
         raise RulesError(reader.problems)
-    assert general is not None
-    return Rules(general, tuple(r for r in routes if r), tuple(c for c in classes if c is not None))
+    assert general is not None and deadletter is not None
+    return Rules(
+        tuple(i for i in declared if i),
+        general,
+        deadletter,
+        tuple(r for r in routes if r),
+        tuple(c for c in classes if c is not None),
+    )
+
+
+def _index_name(
+    reader: _Reader, top: dict[str, yaml.Node], key: str, root: yaml.Node
+) -> str | None:
+    name = reader.string(top.get(key), key, root)
+    if name is not None and not _INDEX.fullmatch(name):
+        reader.problem(top[key], f"index {name!r} must look like ai-finance-NAME")
+        return None
+    return name
+
+
+def _index(reader: _Reader, node: yaml.Node) -> LogIndex | None:
+    fields = reader.mapping(node, "index", INDEX_KEYS)
+    name = reader.string(fields.get("name"), "index name", node)
+    policy = reader.string(fields.get("policy"), "index policy", node)
+    title = reader.string(fields.get("title"), "index title", node)
+    if name is not None and not _INDEX.fullmatch(name):
+        reader.problem(fields["name"], f"index {name!r} must look like ai-finance-NAME")
+        return None
+    if policy is not None and not (ROOT / ILM / f"{policy}.json").is_file():
+        reader.problem(fields["policy"], f"policy {policy!r}: no {ILM}/{policy}.json")
+        return None
+    if name is None or policy is None or title is None:
+        return None
+    return LogIndex(name, policy, title)
+
+
+def _check_declared(
+    reader: _Reader,
+    declared: list[tuple[str, yaml.Node]],
+    written: list[tuple[str, yaml.Node]],
+) -> None:
+    """Each index written is declared under indices, and each declared one is written."""
+    names = {name for name, _ in declared}
+    for name, node in written:
+        if name not in names:
+            reader.problem(node, f"index {name!r} is not one of indices: add it there")
+    used = {name for name, _ in written}
+    for name, node in declared:
+        if name not in used:
+            reader.problem(node, f"index {name!r} is neither general, dead-letter nor a route's")
 
 
 def _check_names(reader: _Reader, names: list[tuple[str, yaml.Node]], what: str) -> None:

@@ -16,7 +16,6 @@ import yaml
 from finance_stack import secrets
 from monitoring import elastic, generate, logs
 from monitoring.inventory import load
-from monitoring.logs.logstash import DEADLETTER_INDEX
 from support.repo import ROOT
 
 SETUP = ROOT / "elasticsearch" / "setup"
@@ -250,9 +249,25 @@ def test_logs_panels_aggregate_only_on_keyword_fields(title: str) -> None:
 
 
 def test_the_pipelines_write_only_to_indices_with_a_template() -> None:
-    """logs/rules.yml (the Logstash pipelines' source) names the general index and one per route,
-    and the deadletter pipeline writes one more: each must have a template here, or its
-    documents get no mapping and no ILM."""
+    """logs/rules.yml (the Logstash pipelines' source) names the general index, one per route and
+    the dead-letter index; each must have a template here, or its documents get no mapping and
+    no ILM. Read from the YAML itself, so a list the loader derived wrongly fails here."""
     rules = yaml.safe_load((ROOT / logs.RULES).read_text())
-    routed = {rules["general_index"], *(route["index"] for route in rules["routes"])}
-    assert routed | {DEADLETTER_INDEX} == {index.name for index in elastic.INDICES}
+    written = {rules["general_index"], rules["deadletter_index"]}
+    written |= {route["index"] for route in rules["routes"]}
+    templates = {path.stem for path in (ROOT / elastic.INDEX_TEMPLATE_DIR).glob("*.json")}
+    assert written == {index.name for index in elastic.indices()} == templates
+
+
+def test_the_retention_table_of_docs_logs_md_is_the_rules() -> None:
+    """docs/logs.md "Indices and retention": one row per index of logs/rules.yml, with its policy
+    and the days that policy keeps it."""
+    text = (ROOT / "docs" / "logs.md").read_text()
+    table = text.split("## Indices and retention", 1)[1].split("\n\n")[2]
+    rows = re.findall(
+        r"^\| `([a-z-]+)-\*` \|[^|]+\| (\d+) days \(`([a-z0-9-]+)`\) \|$", table, re.M
+    )
+    assert len(rows) == len(table.splitlines()) - 2, table
+    assert {name: (int(days), policy) for name, days, policy in rows} == {
+        index.name: (RETENTION_DAYS[index.name], index.policy) for index in elastic.indices()
+    }

@@ -146,7 +146,7 @@ def _expected_paths(existing: bool = True) -> list[str]:
     paths += [f"PUT /_ilm/policy/{name}" for name in _files("ilm")]
     paths += [f"PUT /_component_template/{name}" for name in _files("component-templates")]
     paths += [f"PUT /_index_template/{name}" for name in _files("index-templates")]
-    for index in sorted(elastic.INDICES, key=lambda i: i.name):
+    for index in sorted(elastic.indices(), key=lambda i: i.name):
         paths.append(f"GET /{index.pattern}/_settings?{EXISTING}")
         if existing:
             paths.append(f"PUT /{index.pattern}/_settings?allow_no_indices=true")
@@ -193,7 +193,7 @@ def test_users_get_their_files_fields_and_their_secrets_password(
 
 
 def test_a_fresh_cluster_has_no_existing_index_to_update(api: Api, secret_dir: Path) -> None:
-    for index in elastic.INDICES:
+    for index in elastic.indices():
         api.replies[("GET", f"/{index.pattern}/_settings")] = (200, {})
     assert run_setup(api.url, secret_dir).returncode == 0
     assert api.paths() == _expected_paths(existing=False)

@@ -238,7 +238,7 @@ def test_the_daily_indices_have_their_template_policy_and_no_replica(
     stack: Stack, indexed: list[dict[str, Any]]
 ) -> None:
     assert indexed  # every family has a daily index now
-    for index in elastic.INDICES:
+    for index in elastic.indices():
         assert _es(stack, f"/_index_template/{index.name}")["index_templates"], index.name
         settings = _es(stack, f"/{index.pattern}/_settings")
         for name, found in settings.items():
@@ -261,13 +261,13 @@ def test_kibana_has_a_data_view_and_a_saved_search_per_index(stack: Stack) -> No
         return _call(stack.url("KIBANA_PORT", path), "elastic", stack.password("elastic_password"))
 
     views = {view["id"]: view for view in kibana("/api/data_views")["data_view"]}
-    assert {i.name for i in elastic.INDICES} <= set(views)
+    assert {i.name for i in elastic.indices()} <= set(views)
     view = kibana("/api/data_views/data_view/ai-finance-logs")["data_view"]
     trace_format = view["fieldFormats"]["trace.id"]
     assert trace_format["id"] == "url"
     assert trace_format["params"]["urlTemplate"].endswith("/trace/{{value}}")
     searches = kibana("/api/saved_objects/_find?type=search&per_page=100")["saved_objects"]
-    assert {f"{i.name}-search" for i in elastic.INDICES} <= {s["id"] for s in searches}
+    assert {f"{i.name}-search" for i in elastic.indices()} <= {s["id"] for s in searches}
 
 
 def test_the_kibana_viewer_reads_the_saved_searches_and_writes_nothing(
@@ -279,7 +279,7 @@ def test_the_kibana_viewer_reads_the_saved_searches_and_writes_nothing(
         "logs_viewer",
         password,
     )["saved_objects"]
-    assert {f"{i.name}-search" for i in elastic.INDICES} <= {s["id"] for s in found}
+    assert {f"{i.name}-search" for i in elastic.indices()} <= {s["id"] for s in found}
     hits = _call(
         stack.url("ELASTICSEARCH_PORT", "/ai-finance-logs-*/_search?size=1"),
         "logs_viewer",

@@ -17,6 +17,15 @@ def _line(path: Path, text: str) -> int:
 
 def test_the_rules_name_the_indices_of_the_design(rules: logs.Rules) -> None:
     assert rules.general_index == "ai-finance-logs"
+    assert rules.deadletter_index == "ai-finance-deadletter"
+    assert {i.name: i.policy for i in rules.indices} == {
+        "ai-finance-logs": "ai-finance-30d",
+        "ai-finance-errors": "ai-finance-90d",
+        "ai-finance-security": "ai-finance-90d",
+        "ai-finance-revenue": "ai-finance-30d",
+        "ai-finance-trading": "ai-finance-30d",
+        "ai-finance-deadletter": "ai-finance-90d",
+    }
     assert [route.index for route in rules.routes] == [
         "ai-finance-errors",
         "ai-finance-security",
@@ -95,6 +104,26 @@ BROKEN = {
         "index: ai-finance-errorsx",
         "index 'ai-finance-errorsx' contains, or is part of, another index",
     ),
+    "undeclared-index": (
+        "index: ai-finance-trading",
+        "index: ai-finance-audit",
+        "index 'ai-finance-audit' is not one of indices: add it there",
+    ),
+    "unwritten-index": (
+        "title: refused documents}",
+        "title: refused documents}\n  - {name: ai-finance-audit, policy: ai-finance-30d, title: x}",
+        "index 'ai-finance-audit' is neither general, dead-letter nor a route's",
+    ),
+    "unknown-policy": (
+        "{name: ai-finance-errors, policy: ai-finance-90d",
+        "{name: ai-finance-errors, policy: ai-finance-7d",
+        "policy 'ai-finance-7d': no elasticsearch/setup/ilm/ai-finance-7d.json",
+    ),
+    "duplicate-declared-index": (
+        "{name: ai-finance-trading,",
+        "{name: ai-finance-revenue,",
+        "duplicate indices name 'ai-finance-revenue'",
+    ),
     "duplicate-class": ("name: bearer", "name: jwt", "duplicate redaction class name 'jwt'"),
     "quote-in-pattern": (
         "[^\"\\x27,;}\\r\\n]+'",
@@ -131,6 +160,8 @@ def test_a_missing_section_is_named(tmp_path: Path) -> None:
     with pytest.raises(logs.RulesError) as caught:
         logs.load(path)
     assert caught.value.problems == [
+        f"{path}:1: indices is missing",
+        f"{path}:1: deadletter_index is missing",
         f"{path}:2: routes must be a non-empty list",
         f"{path}:1: redaction is missing",
     ]

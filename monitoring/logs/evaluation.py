@@ -39,7 +39,8 @@ def nest(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _get(event: dict[str, Any], field: str) -> Any:
+def lookup(event: dict[str, Any], field: str) -> Any:
+    """The value at a dotted field of a nested event, or None where the path ends early."""
     node: Any = event
     for part in field.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -60,7 +61,7 @@ def _as_logstash_text(value: Any) -> str | None:
 def matches(condition: Condition, event: dict[str, Any]) -> bool:
     """The condition on a nested event, with the Logstash operator's semantics (8.18
     EventCondition: FieldInConstantList, ConstantStringInField, FieldTruthy)."""
-    found = _get(event, condition.field)
+    found = lookup(event, condition.field)
     if condition.op == "exists":
         text = _as_logstash_text(found)
         return found is not None and text not in ("", "false")

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from finance_stack import validate
+from monitoring.logs.evaluation import lookup
 from support.compose_vars import defaults
 from support.repo import ROOT, copy_repo
 
@@ -109,15 +110,6 @@ def nested_labels(labels: dict[str, str]) -> dict[str, Any]:
         else:
             node[leaf] = value
     return root
-
-
-def lookup(event: dict[str, Any], dotted: str) -> Any:
-    node: Any = event
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def matches(condition: dict[str, Any], event: dict[str, Any], environ: dict[str, str]) -> bool:

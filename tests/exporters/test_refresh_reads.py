@@ -28,11 +28,15 @@ def _reads_after(source: PostgresSource, database: Database) -> dict[str, int]:
     backend flushes its table statistics when it exits, before it leaves pg_stat_activity (and
     at most once a second while it lives), so closing it makes the count exact and at once."""
     source.close()
+    deadline = time.monotonic() + 30
     with psycopg.connect(database.admin_url, autocommit=True) as conn:
-        while conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        ).fetchone() != (0,):
+        while (
+            others := conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+        ) != (0,):
+            assert time.monotonic() < deadline, f"{others} other backends still connected after 30s"
             time.sleep(0.02)
     return rows_read(database.admin_url, TABLES)
 

@@ -3,9 +3,7 @@ HTTP API. Needs the Grafana image from a registry; skips, saying so, where none 
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from test_stack import compose_down, run_script, stack_env, unpullable
 
 from monitoring.inventory import load
+from support.http import json_call
 from support.pins import pinned_image
 from support.repo import ROOT, copy_repo
 from support.servers import free_port
@@ -26,15 +25,9 @@ def _grafana_image(env: dict[str, str]) -> None:
         pytest.skip(f"needs {GRAFANA_IMAGE} from a container registry, not reachable here")
 
 
-def _get(url: str, password: str, body: object = None) -> Any:
-    """GET (or POST `body` as JSON) with the admin's basic auth; the decoded JSON reply."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data)
-    token = base64.b64encode(f"admin:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+def _admin(url: str, password: str, body: object = None) -> Any:
+    """Grafana's API as its admin."""
+    return json_call(url, "admin", password, body, timeout=10)
 
 
 def test_grafana_serves_every_dashboard_and_healthy_datasources(
@@ -57,17 +50,17 @@ def test_grafana_serves_every_dashboard_and_healthy_datasources(
             path.stem: (path.parent.name, json.loads(path.read_text()))
             for path in (ROOT / "grafana" / "dashboards").rglob("*.json")
         }
-        found = _get(f"{base}/api/search?type=dash-db&limit=5000", password)
+        found = _admin(f"{base}/api/search?type=dash-db&limit=5000", password)
         # Every generated dashboard, in its folder (uid = directory, title from the inventory).
         folders = load().folders
         assert {d["uid"]: (d.get("folderUid"), d.get("folderTitle")) for d in found} == {
             uid: (folder, folders[folder]) for uid, (folder, _) in generated.items()
         }
         for uid, (_, model) in generated.items():
-            loaded = _get(f"{base}/api/dashboards/uid/{uid}", password)
+            loaded = _admin(f"{base}/api/dashboards/uid/{uid}", password)
             assert loaded["meta"]["provisioned"] is True, uid
             assert len(loaded["dashboard"]["panels"]) == len(model["panels"]), uid
-        sources = _get(f"{base}/api/datasources", password)
+        sources = _admin(f"{base}/api/datasources", password)
         assert {s["uid"] for s in sources} == {
             "prometheus",
             "alertmanager",
@@ -79,12 +72,12 @@ def test_grafana_serves_every_dashboard_and_healthy_datasources(
         # Elasticsearch and Jaeger are not in these profiles. Prometheus has a backend health
         # check; Alertmanager's plugin is frontend-only (its /health answers "Plugin
         # unavailable", grafana/grafana#83794), so Grafana's proxy to it is checked instead.
-        health = _get(f"{base}/api/datasources/uid/prometheus/health", password)
+        health = _admin(f"{base}/api/datasources/uid/prometheus/health", password)
         assert health.get("status") == "OK", health
-        status = _get(f"{base}/api/datasources/proxy/uid/alertmanager/api/v2/status", password)
+        status = _admin(f"{base}/api/datasources/proxy/uid/alertmanager/api/v2/status", password)
         assert status["cluster"]["status"] in {"ready", "settling", "disabled"}, status
         # A panel's query through Grafana returns the exporters' data.
-        answer = _get(
+        answer = _admin(
             f"{base}/api/ds/query",
             password,
             {

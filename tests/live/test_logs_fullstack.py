@@ -12,7 +12,6 @@ them with `tests/run.sh -m fullstack` (docs/testing.md).
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
@@ -32,6 +31,7 @@ import pytest
 from test_stack import compose_down, registry_services, run_script, stack_env, unpullable
 
 from monitoring import elastic
+from support.http import json_call
 from support.repo import copy_repo
 from support.servers import free_port
 
@@ -128,17 +128,6 @@ class Stack:
         return (self.root / "secrets" / secret).read_text().strip()
 
 
-def _call(url: str, user: str, password: str, body: object = None) -> Any:
-    """GET (or POST `body` as JSON) with basic auth; the decoded JSON reply."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data)
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def _eventually(what: str, probe: Callable[[], T | None]) -> T:
     """probe() until it returns something, every 3s for at most WAIT_SECONDS."""
     deadline = time.monotonic() + WAIT_SECONDS
@@ -182,7 +171,7 @@ def sent(stack: Stack) -> dict[str, Event]:
 
 
 def _es(stack: Stack, path: str, body: object = None) -> Any:
-    return _call(
+    return json_call(
         stack.url("ELASTICSEARCH_PORT", path), "elastic", stack.password("elastic_password"), body
     )
 
@@ -258,7 +247,9 @@ def test_logstash_writes_as_its_own_least_privileged_user(stack: Stack) -> None:
 
 def test_kibana_has_a_data_view_and_a_saved_search_per_index(stack: Stack) -> None:
     def kibana(path: str) -> Any:
-        return _call(stack.url("KIBANA_PORT", path), "elastic", stack.password("elastic_password"))
+        return json_call(
+            stack.url("KIBANA_PORT", path), "elastic", stack.password("elastic_password")
+        )
 
     views = {view["id"]: view for view in kibana("/api/data_views")["data_view"]}
     assert {i.name for i in elastic.indices()} <= set(views)
@@ -274,20 +265,20 @@ def test_the_kibana_viewer_reads_the_saved_searches_and_writes_nothing(
     stack: Stack, indexed: list[dict[str, Any]]
 ) -> None:
     password = stack.password("logs_viewer_password")
-    found = _call(
+    found = json_call(
         stack.url("KIBANA_PORT", "/api/saved_objects/_find?type=search&per_page=100"),
         "logs_viewer",
         password,
     )["saved_objects"]
     assert {f"{i.name}-search" for i in elastic.indices()} <= {s["id"] for s in found}
-    hits = _call(
+    hits = json_call(
         stack.url("ELASTICSEARCH_PORT", "/ai-finance-logs-*/_search?size=1"),
         "logs_viewer",
         password,
     )["hits"]["hits"]
     assert hits
     with pytest.raises(urllib.error.HTTPError) as refused:
-        _call(
+        json_call(
             stack.url("ELASTICSEARCH_PORT", f"/{hits[0]['_index']}/_doc"),
             "logs_viewer",
             password,
@@ -301,7 +292,7 @@ def test_grafanas_elasticsearch_datasources_are_healthy_and_read_their_index(
     stack: Stack, uid: str, indexed: list[dict[str, Any]]
 ) -> None:
     password = stack.password("grafana_admin_password")
-    health = _call(
+    health = json_call(
         stack.url("GRAFANA_PORT", f"/api/datasources/uid/{uid}/health"), "admin", password
     )
     assert health["status"] == "OK", health
@@ -322,7 +313,7 @@ def test_grafanas_elasticsearch_datasources_are_healthy_and_read_their_index(
             }
         ],
     }
-    answer = _call(
+    answer = json_call(
         stack.url("GRAFANA_PORT", "/api/ds/query"),
         "admin",
         password,

@@ -33,6 +33,7 @@ import yaml
 from testcontainers.compose import DockerCompose
 
 from finance_demo.platform.app import ports
+from finance_demo.platform.redaction import luhn
 from finance_stack.secrets import (
     ALERTING,
     ALERTING_FOLDER,
@@ -424,11 +425,7 @@ GATEWAY_PORT = ports()["api-gateway"]
 def _luhn_valid(prefix: str, length: int) -> str:
     """A card number of `length` digits starting with `prefix` that passes the Luhn check."""
     digits = prefix + "".join(str(uuid.uuid4().int % 10) for _ in range(length - len(prefix) - 1))
-    total = 0
-    for i, digit in enumerate(reversed(digits)):
-        d = int(digit) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return digits + str((10 - total % 10) % 10)
+    return next(digits + check for check in "0123456789" if luhn(digits + check))
 
 
 def test_no_planted_secret_reaches_any_container_log(stack: Stack) -> None:

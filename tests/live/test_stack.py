@@ -41,6 +41,8 @@ from finance_stack.secrets import (
     DERIVED,
     GENERATED,
 )
+from monitoring import logs
+from monitoring.logs.evaluation import lookup
 from support import panels, promql
 from support.pins import pinned_version
 from support.ports import PORTS
@@ -527,10 +529,20 @@ def whole_trace(stack: Stack, trace_id: str) -> dict[str, Any] | None:
     return trace if trace is not None and set(SERVICES) <= trace_services(trace) else None
 
 
+def grafana_datasources() -> dict[str, dict[str, Any]]:
+    """Grafana's provisioned datasources by uid, read as Grafana reads the file: `$$` is a `$`
+    (provisioning expands $VAR and ${VAR}; $$ escapes it)."""
+    path = ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+    document = yaml.safe_load(path.read_text().replace("$$", "$"))
+    return {source["uid"]: source for source in document["datasources"]}
+
+
 def exemplar_trace_ids(stack: Stack) -> set[str]:
-    return {
-        e["labels"]["trace_id"] for entry in latency_exemplars(stack) for e in entry["exemplars"]
-    }
+    """The trace ids of the latency exemplars, under the label Grafana's Prometheus datasource
+    links to its trace datasource by (exemplarTraceIdDestinations)."""
+    (destination,) = grafana_datasources()["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    label = destination["name"]
+    return {e["labels"][label] for entry in latency_exemplars(stack) for e in entry["exemplars"]}
 
 
 def poll(check: Any, seconds: float, every: float = 2.0) -> Any:
@@ -548,7 +560,8 @@ def fanout_trace(stack: Stack) -> str:
     demo load keeps sending, so a request whose exemplar was overwritten before the next scrape
     (15s) is retried with a new trace, a few times."""
     for _ in range(6):
-        trace_id = uuid.uuid4().hex
+        # Leading zeros: a hop or a link that wrote the id as a number would drop them.
+        trace_id = "00" + uuid.uuid4().hex[2:]
         assert gateway_get(stack, FANOUT_PATH, trace_id) == 200
         if poll(lambda t=trace_id: t in exemplar_trace_ids(stack), 40, every=5):
             return trace_id
@@ -582,6 +595,90 @@ def test_the_trace_id_is_in_the_request_log_line(stack: Stack, fanout_trace: str
     assert found, f"no log line of demo-platform has trace.id {fanout_trace}"
     assert {entry["trace.id"] for entry in found} == {fanout_trace}
     assert "api-gateway" in {entry["service.name"] for entry in found}
+
+
+def _server_span(trace: dict[str, Any], service: str) -> dict[str, Any]:
+    (span,) = (
+        span
+        for span in trace["spans"]
+        if trace["processes"][span["processID"]]["serviceName"] == service
+        and {"key": "span.kind", "type": "string", "value": "server"} in span["tags"]
+    )
+    return span
+
+
+def _shift(value: str) -> float:
+    """A Grafana time shift ("-5m", "15m", "30s") in seconds."""
+    match = re.fullmatch(r"(-?)(\d+)([smh])", value)
+    assert match, value
+    seconds = int(match[2]) * {"s": 1, "m": 60, "h": 3600}[match[3]]
+    return -seconds if match[1] else seconds
+
+
+def test_each_correlation_link_resolves_with_the_datasources_settings(
+    stack: Stack, fanout_trace: str
+) -> None:
+    """The click path of docs/correlation.md, followed through the APIs with the provisioned
+    datasource settings, for a trace id with leading zeros: the exemplar's trace id opens the
+    trace in Jaeger; the gateway span's traces-to-logs query finds the request's log line, as
+    Logstash indexes it, inside the span's shifted time range; that line's trace.id, through the
+    Elasticsearch data link, opens the same trace; the span's traces-to-metrics queries return
+    the gateway's RED series for the span's route and method."""
+    sources = grafana_datasources()
+    # Exemplar -> trace (the fixture found fanout_trace under the destination's label).
+    (destination,) = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert sources[destination["datasourceUid"]]["type"] == "jaeger"
+    trace = poll(lambda: whole_trace(stack, fanout_trace), 60)
+    assert trace is not None and trace["traceID"] == fanout_trace
+    span = _server_span(trace, "api-gateway")
+    assert span["traceID"] == fanout_trace
+
+    # Trace -> logs: the query with the span's trace id, over the span's time, shifted.
+    to_logs = sources["jaeger"]["jsonData"]["tracesToLogsV2"]
+    logs_source = sources[to_logs["datasourceUid"]]
+    assert logs_source["type"] == "elasticsearch" and to_logs["customQuery"] is True
+    query = to_logs["query"].replace("${__span.traceId}", span["traceID"])
+    term = re.fullmatch(r'([a-z.]+):"([0-9a-f]+)"', query)
+    assert term, f"not a field:value query: {query}"
+    start = span["startTime"] / 1e6 + _shift(to_logs["spanStartTimeShift"])
+    end = (span["startTime"] + span["duration"]) / 1e6 + _shift(to_logs["spanEndTimeShift"])
+    rules = logs.load()
+    indexed = []
+    since = int(span["startTime"] / 1e6) - 60
+    lines = stack.service_container("demo-platform").logs(since=since).decode(errors="replace")
+    for line in lines.splitlines():
+        if line.startswith("{"):
+            indices, document = logs.evaluate(rules, json.loads(line))
+            if lookup(document, term[1]) == term[2]:
+                indexed.append((indices, document))
+    assert indexed, f"no demo-platform log line matches {query}"
+    pattern = logs_source["jsonData"]["index"]
+    for indices, document in indexed:
+        assert any(re.fullmatch(pattern.replace("*", ".*"), f"{i}-2026.01.01") for i in indices)
+        stamp = datetime.fromisoformat(document["@timestamp"]).timestamp()
+        assert start <= stamp <= end, (document["@timestamp"], start, end)
+    assert "api-gateway" in {lookup(document, "service.name") for _, document in indexed}
+
+    # Log -> trace: the data link on the log line's trace.id opens it in Jaeger.
+    (link,) = logs_source["jsonData"]["dataLinks"]
+    assert sources[link["datasourceUid"]]["type"] == "jaeger"
+    linked = link["url"].replace("${__value.raw}", lookup(indexed[0][1], link["field"]))
+    assert (jaeger_trace(stack, linked) or {}).get("traceID") == fanout_trace
+
+    # Trace -> metrics: ${__tags} from the span's tags, renamed as the datasource maps them.
+    to_metrics = sources["jaeger"]["jsonData"]["tracesToMetrics"]
+    tags = {tag["key"]: tag["value"] for tag in span["tags"]}
+    selector = ", ".join(f'{t["value"]}="{tags[t["key"]]}"' for t in to_metrics["tags"])
+    assert sources[to_metrics["datasourceUid"]]["type"] == "prometheus"
+    for item in to_metrics["queries"]:
+        query = item["query"].replace("${__tags}", selector)
+
+        def gateway(q: str = query) -> set[Any]:
+            found = {r["metric"].get("service") for r in prometheus_query(stack, q)}  # type: ignore[attr-defined]
+            return found if "api-gateway" in found else set()
+
+        # A rate needs two scrapes (15 s apart) of the series, which may be this request's.
+        assert "api-gateway" in poll(gateway, 60), query
 
 
 def test_the_exporters_trace_their_refreshes(stack: Stack) -> None:

@@ -9,6 +9,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from support.repo import ROOT, tracked_files
 
 DATASTORES = {"demo-postgres", "demo-redis", "elasticsearch-setup", "demo-setup"}
@@ -111,6 +113,17 @@ def test_root_only_where_needed() -> None:
         elif not user and name not in NON_ROOT_IMAGES | set(ROOT_ALLOWED):
             # Our own images declare USER 10001 in their Dockerfiles.
             assert service.get("build"), f"{name}: no user and not known to run non-root"
+
+
+def test_an_anonymous_kibana_status_shows_only_the_overall_level() -> None:
+    """With status.allowAnonymous true Kibana 8.18 gives anyone the full status (version, build,
+    OS and process metrics, every plugin); left false (the default), an unauthenticated request
+    gets core's overall level alone, which is all the healthcheck needs."""
+    settings = yaml.safe_load((ROOT / "kibana" / "kibana.yml").read_text())
+    assert settings.get("status.allowAnonymous", False) is False
+    healthcheck = services(compose_config())["kibana"]["healthcheck"]["test"]  # type: ignore[index]
+    assert healthcheck[-1] == "http://127.0.0.1:5601/api/status"
+    assert "-u" not in healthcheck  # no credentials: the redacted answer
 
 
 def test_our_images_declare_a_non_root_user() -> None:

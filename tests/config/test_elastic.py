@@ -151,6 +151,42 @@ def test_people_read_the_logs_in_kibana_without_a_superuser() -> None:
     ]
 
 
+def test_kibana_setup_imports_with_exactly_the_import_privileges() -> None:
+    """The saved-objects import needs bulk_create and find on index-pattern and search in the
+    default space (docs/logs.md, "The setup jobs"): Data View Management all and Discover
+    minimal_all grant those, and nothing else is granted."""
+    assert documents("users")["kibana_setup"]["roles"] == ["kibana_importer"]
+    role = documents("roles")["kibana_importer"]
+    assert role["cluster"] == [] and role["indices"] == []
+    assert "run_as" not in role
+    assert role["applications"] == [
+        {
+            "application": "kibana-.kibana",
+            "privileges": ["feature_indexPatterns.all", "feature_discover.minimal_all"],
+            "resources": ["space:default"],
+        }
+    ]
+
+
+def test_kibana_setup_logs_in_as_kibana_setup_with_only_its_password() -> None:
+    script = (ROOT / "kibana" / "setup.sh").read_text()
+    user = re.search(r"^readonly USER_NAME=(\w+)$", script, re.MULTILINE)
+    secret = re.search(r"^readonly PASSWORD_SECRET=(\w+)$", script, re.MULTILINE)
+    assert user and secret
+    assert (user.group(1), secret.group(1)) == ("kibana_setup", "kibana_setup_password")
+    assert "elastic_password" not in script
+    setup = (SETUP / "setup.sh").read_text()
+    assert "\t[kibana_setup]=kibana_setup_password\n" in setup
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["kibana-setup"]["secrets"] == ["kibana_setup_password"]
+    # The job's uid owns the file (secrets are 0600).
+    assert (
+        compose["services"]["kibana-setup"]["user"]
+        == f"{secrets.ELASTIC_UID}:{secrets.ELASTIC_UID}"
+    )
+    assert secrets.GENERATED["kibana_setup_password"] == secrets.ELASTIC_UID
+
+
 def test_every_user_has_known_roles_and_a_generated_mounted_secret() -> None:
     setup = (SETUP / "setup.sh").read_text()
     declared = dict(re.findall(r"^\t\[(\w+)\]=(\w+)$", setup, re.MULTILINE))

@@ -31,6 +31,23 @@ RETENTION_DAYS = {
     "ai-finance-deadletter": 90,
 }
 PATTERNS = sorted(f"{name}-*" for name in RETENTION_DAYS)
+# The attributes Kibana 8.18 knows for each imported type. search: SCHEMA_SEARCH_MODEL_VERSION_5
+# (src/platform/plugins/shared/saved_search/server/saved_objects/schema.ts), whose `create`
+# schema forbids any other key; only title and kibanaSavedObjectMeta.searchSourceJSON have no
+# default. index-pattern: the data view attributes (the type registers no create schema).
+SEARCH_ATTRIBUTES = {
+    "title", "description", "columns", "sort", "grid", "rowHeight", "rowsPerPage",
+    "headerRowHeight", "sampleSize", "density", "hideChart", "breakdownField", "visContext",
+    "kibanaSavedObjectMeta", "isTextBasedQuery", "usesAdHocDataView", "timeRestore",
+    "timeRange", "refreshInterval", "viewMode", "hideAggregatedPreview", "hits", "version",
+}  # fmt: skip
+DATA_VIEW_ATTRIBUTES = {
+    "title", "name", "timeFieldName", "fields", "fieldAttrs", "sourceFilters", "fieldFormatMap",
+    "type", "typeMeta", "allowNoIndex", "runtimeFieldMap", "allowHidden",
+}  # fmt: skip
+# The url field format's params (field_formats/common/converters/url.ts): `type` a link, the
+# templates with {{value}} (URL-encoded in urlTemplate, raw in labelTemplate), and the target.
+URL_FORMAT_PARAMS = {"type", "urlTemplate", "labelTemplate", "openLinkInCurrentTab"}
 
 
 def documents(folder: str) -> dict[str, dict[str, Any]]:
@@ -207,10 +224,19 @@ def test_a_data_view_per_index_with_trace_ids_linking_to_jaeger() -> None:
     views = {o["id"]: o for o in saved_objects() if o["type"] == "index-pattern"}
     assert sorted(v["attributes"]["title"] for v in views.values()) == PATTERNS
     for view in views.values():
+        assert set(view["attributes"]) <= DATA_VIEW_ATTRIBUTES
         assert view["attributes"]["timeFieldName"] == "@timestamp"
+        # A JSON string, field name to {id, params}, as Kibana stores it.
         formats = json.loads(view["attributes"]["fieldFormatMap"])
         assert formats["trace.id"]["id"] == "url"
-        assert formats["trace.id"]["params"]["urlTemplate"] == "${JAEGER_UI_URL}/trace/{{value}}"
+        params = formats["trace.id"]["params"]
+        assert set(params) <= URL_FORMAT_PARAMS and params["type"] == "a"
+        assert params["urlTemplate"] == "${JAEGER_UI_URL}/trace/{{value}}"
+    # Only http(s) and mailto URLs become links (UrlFormat's allowedUrlSchemes): kibana-setup
+    # replaces the placeholder with its JAEGER_UI_URL.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    jaeger_ui = compose["services"]["kibana-setup"]["environment"]["JAEGER_UI_URL"]
+    assert jaeger_ui.startswith("http://")
 
 
 def test_a_saved_search_per_data_view() -> None:
@@ -219,6 +245,11 @@ def test_a_saved_search_per_data_view() -> None:
     searches = [o for o in objects if o["type"] == "search"]
     assert sorted(ref["id"] for s in searches for ref in s["references"]) == sorted(views)
     for search in searches:
+        attributes = search["attributes"]
+        assert set(attributes) <= SEARCH_ATTRIBUTES, sorted(set(attributes) - SEARCH_ATTRIBUTES)
+        assert isinstance(attributes["title"], str)
+        # sort: [field, direction] pairs, each at most two strings.
+        assert all(len(pair) == 2 for pair in attributes["sort"])
         source = json.loads(search["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
         (reference,) = search["references"]
         assert source["indexRefName"] == reference["name"]

@@ -3,6 +3,8 @@
 # python -m monitoring generate) through the saved-objects import API, overwriting what is there:
 # idempotent, safe to re-run. Run by the kibana-setup job once Kibana is healthy; uses the HTTP
 # helpers of the Elasticsearch setup job (elasticsearch/setup/lib.sh, mounted at /setup).
+# It logs in as kibana_setup, whom elasticsearch-setup creates with the role kibana_importer
+# (elasticsearch/setup/roles/kibana_importer.json): the import's privileges and nothing more.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -16,9 +18,20 @@ readonly WAIT_SECONDS="${KIBANA_WAIT_SECONDS:-300}"
 # Where a browser opens Jaeger's UI: the data views render trace.id as a link to it.
 readonly JAEGER_UI_URL="${JAEGER_UI_URL:-http://localhost:16686}"
 readonly OBJECTS="${HERE}/saved-objects/ai-finance.ndjson"
+readonly USER_NAME=kibana_setup
+readonly PASSWORD_SECRET=kibana_setup_password
 
 _kibana_available() {
-	call elastic elastic_password GET "${KIBANA}/api/status" || return 1
+	# Any user who logs in gets the full status, whose overall level includes the plugins (an
+	# anonymous request gets only core's).
+	if ! call "${USER_NAME}" "${PASSWORD_SECRET}" GET "${KIBANA}/api/status"; then
+		# A wrong password does not heal by waiting: the user is elasticsearch-setup's.
+		if [[ ${REPLY_STATUS} == 401 ]]; then
+			REPLY_ERROR="HTTP 401: Kibana refused ${USER_NAME}; its password (secrets/${PASSWORD_SECRET}) is set by elasticsearch-setup: re-run it"
+			return 2
+		fi
+		return 1
+	fi
 	# 200 with an overall level other than available: still starting its plugins.
 	local available='"overall":[[:space:]]*\{[^}]*"level":[[:space:]]*"available"'
 	[[ ${REPLY_BODY} =~ ${available} ]] && return 0
@@ -27,7 +40,7 @@ _kibana_available() {
 }
 
 main() {
-	secret elastic_password >/dev/null
+	secret "${PASSWORD_SECRET}" >/dev/null
 	[[ -s ${OBJECTS} ]] || fail "${OBJECTS} is missing or empty: run python -m monitoring generate"
 	# poll every 2s, at most WAIT_SECONDS (300s)
 	wait_until "kibana at ${KIBANA}" "${WAIT_SECONDS}" _kibana_available
@@ -36,7 +49,7 @@ main() {
 	# The import API takes the file's name from the form: it must end in .ndjson.
 	sed "s#\${JAEGER_UI_URL}#${JAEGER_UI_URL}#g" "${OBJECTS}" >"${upload}"
 	log "saved objects: $(wc -l <"${upload}") from ${OBJECTS##*/} (trace links to ${JAEGER_UI_URL})"
-	must "saved-objects import" elastic elastic_password POST \
+	must "saved-objects import" "${USER_NAME}" "${PASSWORD_SECRET}" POST \
 		"${KIBANA}/api/saved_objects/_import?overwrite=true" \
 		--header 'kbn-xsrf: true' --form "file=@${upload}"
 	# A 200 reply can still list objects it refused.

@@ -28,6 +28,7 @@ declare -A USER_SECRETS=(
 	[grafana_reader]=grafana_es_password
 	[logs_exporter]=logs_exporter_es_password
 	[logs_viewer]=logs_viewer_password
+	[kibana_setup]=kibana_setup_password
 )
 
 es() { call elastic elastic_password "$@"; }

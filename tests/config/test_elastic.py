@@ -31,6 +31,23 @@ RETENTION_DAYS = {
     "ai-finance-deadletter": 90,
 }
 PATTERNS = sorted(f"{name}-*" for name in RETENTION_DAYS)
+# The attributes Kibana 8.18 knows for each imported type. search: SCHEMA_SEARCH_MODEL_VERSION_5
+# (src/platform/plugins/shared/saved_search/server/saved_objects/schema.ts), whose `create`
+# schema forbids any other key; only title and kibanaSavedObjectMeta.searchSourceJSON have no
+# default. index-pattern: the data view attributes (the type registers no create schema).
+SEARCH_ATTRIBUTES = {
+    "title", "description", "columns", "sort", "grid", "rowHeight", "rowsPerPage",
+    "headerRowHeight", "sampleSize", "density", "hideChart", "breakdownField", "visContext",
+    "kibanaSavedObjectMeta", "isTextBasedQuery", "usesAdHocDataView", "timeRestore",
+    "timeRange", "refreshInterval", "viewMode", "hideAggregatedPreview", "hits", "version",
+}  # fmt: skip
+DATA_VIEW_ATTRIBUTES = {
+    "title", "name", "timeFieldName", "fields", "fieldAttrs", "sourceFilters", "fieldFormatMap",
+    "type", "typeMeta", "allowNoIndex", "runtimeFieldMap", "allowHidden",
+}  # fmt: skip
+# The url field format's params (field_formats/common/converters/url.ts): `type` a link, the
+# templates with {{value}} (URL-encoded in urlTemplate, raw in labelTemplate), and the target.
+URL_FORMAT_PARAMS = {"type", "urlTemplate", "labelTemplate", "openLinkInCurrentTab"}
 
 
 def documents(folder: str) -> dict[str, dict[str, Any]]:
@@ -151,6 +168,42 @@ def test_people_read_the_logs_in_kibana_without_a_superuser() -> None:
     ]
 
 
+def test_kibana_setup_imports_with_exactly_the_import_privileges() -> None:
+    """The saved-objects import needs bulk_create and find on index-pattern and search in the
+    default space (docs/logs.md, "The setup jobs"): Data View Management all and Discover
+    minimal_all grant those, and nothing else is granted."""
+    assert documents("users")["kibana_setup"]["roles"] == ["kibana_importer"]
+    role = documents("roles")["kibana_importer"]
+    assert role["cluster"] == [] and role["indices"] == []
+    assert "run_as" not in role
+    assert role["applications"] == [
+        {
+            "application": "kibana-.kibana",
+            "privileges": ["feature_indexPatterns.all", "feature_discover.minimal_all"],
+            "resources": ["space:default"],
+        }
+    ]
+
+
+def test_kibana_setup_logs_in_as_kibana_setup_with_only_its_password() -> None:
+    script = (ROOT / "kibana" / "setup.sh").read_text()
+    user = re.search(r"^readonly USER_NAME=(\w+)$", script, re.MULTILINE)
+    secret = re.search(r"^readonly PASSWORD_SECRET=(\w+)$", script, re.MULTILINE)
+    assert user and secret
+    assert (user.group(1), secret.group(1)) == ("kibana_setup", "kibana_setup_password")
+    assert "elastic_password" not in script
+    setup = (SETUP / "setup.sh").read_text()
+    assert "\t[kibana_setup]=kibana_setup_password\n" in setup
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["kibana-setup"]["secrets"] == ["kibana_setup_password"]
+    # The job's uid owns the file (secrets are 0600).
+    assert (
+        compose["services"]["kibana-setup"]["user"]
+        == f"{secrets.ELASTIC_UID}:{secrets.ELASTIC_UID}"
+    )
+    assert secrets.GENERATED["kibana_setup_password"] == secrets.ELASTIC_UID
+
+
 def test_every_user_has_known_roles_and_a_generated_mounted_secret() -> None:
     setup = (SETUP / "setup.sh").read_text()
     declared = dict(re.findall(r"^\t\[(\w+)\]=(\w+)$", setup, re.MULTILINE))
@@ -171,10 +224,19 @@ def test_a_data_view_per_index_with_trace_ids_linking_to_jaeger() -> None:
     views = {o["id"]: o for o in saved_objects() if o["type"] == "index-pattern"}
     assert sorted(v["attributes"]["title"] for v in views.values()) == PATTERNS
     for view in views.values():
+        assert set(view["attributes"]) <= DATA_VIEW_ATTRIBUTES
         assert view["attributes"]["timeFieldName"] == "@timestamp"
+        # A JSON string, field name to {id, params}, as Kibana stores it.
         formats = json.loads(view["attributes"]["fieldFormatMap"])
         assert formats["trace.id"]["id"] == "url"
-        assert formats["trace.id"]["params"]["urlTemplate"] == "${JAEGER_UI_URL}/trace/{{value}}"
+        params = formats["trace.id"]["params"]
+        assert set(params) <= URL_FORMAT_PARAMS and params["type"] == "a"
+        assert params["urlTemplate"] == "${JAEGER_UI_URL}/trace/{{value}}"
+    # Only http(s) and mailto URLs become links (UrlFormat's allowedUrlSchemes): kibana-setup
+    # replaces the placeholder with its JAEGER_UI_URL.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    jaeger_ui = compose["services"]["kibana-setup"]["environment"]["JAEGER_UI_URL"]
+    assert jaeger_ui.startswith("http://")
 
 
 def test_a_saved_search_per_data_view() -> None:
@@ -183,6 +245,11 @@ def test_a_saved_search_per_data_view() -> None:
     searches = [o for o in objects if o["type"] == "search"]
     assert sorted(ref["id"] for s in searches for ref in s["references"]) == sorted(views)
     for search in searches:
+        attributes = search["attributes"]
+        assert set(attributes) <= SEARCH_ATTRIBUTES, sorted(set(attributes) - SEARCH_ATTRIBUTES)
+        assert isinstance(attributes["title"], str)
+        # sort: [field, direction] pairs, each at most two strings.
+        assert all(len(pair) == 2 for pair in attributes["sort"])
         source = json.loads(search["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
         (reference,) = search["references"]
         assert source["indexRefName"] == reference["name"]

@@ -35,6 +35,7 @@ SECRET_NAMES = (
     "grafana_es_password",
     "logs_exporter_es_password",
     "logs_viewer_password",
+    "kibana_setup_password",
 )
 # curl options of the scripts and the curl release that added each: the Elasticsearch 8.18
 # image has curl 7.68 (Ubuntu 20.04), so nothing newer may be used (--fail-with-body is 7.76).
@@ -184,6 +185,7 @@ def test_users_get_their_files_fields_and_their_secrets_password(
         "grafana_reader": "grafana_es_password",
         "logs_exporter": "logs_exporter_es_password",
         "logs_viewer": "logs_viewer_password",
+        "kibana_setup": "kibana_setup_password",
     }
     for name, document in _files("users").items():
         body = api.body("PUT", f"/_security/user/{name}")
@@ -264,6 +266,17 @@ def test_a_missing_secret_is_named(api: Api, secret_dir: Path) -> None:
 # ---- Kibana --------------------------------------------------------------------------------------
 
 AVAILABLE = {"status": {"overall": {"level": "available", "summary": "All services available"}}}
+# kibana-setup's secret file (docker-compose.yml): its own user's password, not elastic's.
+KIBANA_SETUP_FILE = "kibana_setup_password"
+
+
+@pytest.fixture
+def kibana_secret_dir(tmp_path: Path) -> Path:
+    """The secrets kibana-setup is given: its user's password alone."""
+    folder = tmp_path / "kibana-secrets"
+    folder.mkdir()
+    (folder / KIBANA_SETUP_FILE).write_text(f"pw-{KIBANA_SETUP_FILE}\n")
+    return folder
 
 
 def run_kibana_setup(url: str, secret_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -292,16 +305,19 @@ def _multipart_file(request: dict[str, Any]) -> tuple[str, str]:
 
 
 def test_kibana_setup_imports_the_saved_objects_with_links_to_jaeger(
-    api: Api, secret_dir: Path
+    api: Api, kibana_secret_dir: Path
 ) -> None:
     api.replies[("GET", "/api/status")] = (200, AVAILABLE)
     api.replies[("POST", "/api/saved_objects/_import")] = (
         200,
         {"success": True, "successCount": 10},
     )
-    result = run_kibana_setup(api.url, secret_dir)
+    result = run_kibana_setup(api.url, kibana_secret_dir)
     assert result.returncode == 0, result.stderr
     assert api.paths() == ["GET /api/status", "POST /api/saved_objects/_import?overwrite=true"]
+    # Both requests as kibana_setup (role kibana_importer), never as elastic.
+    token = base64.b64encode(f"kibana_setup:pw-{KIBANA_SETUP_FILE}".encode()).decode()
+    assert {r["headers"]["Authorization"] for r in api.requests} == {f"Basic {token}"}
     upload = api.requests[1]
     assert upload["headers"]["kbn-xsrf"] == "true"
     name, content = _multipart_file(upload)
@@ -311,19 +327,49 @@ def test_kibana_setup_imports_the_saved_objects_with_links_to_jaeger(
     assert "http://jaeger.example:16686/trace/{{value}}" in content
 
 
-def test_kibana_setup_waits_for_an_available_status(api: Api, secret_dir: Path) -> None:
+def test_kibana_setup_waits_for_an_available_status(api: Api, kibana_secret_dir: Path) -> None:
     api.replies[("GET", "/api/status")] = (200, {"status": {"overall": {"level": "degraded"}}})
-    result = run_kibana_setup(api.url, secret_dir)
+    result = run_kibana_setup(api.url, kibana_secret_dir)
     assert result.returncode == 1
     assert "kibana at" in result.stderr and "status is not available yet" in result.stderr
     assert all(path == "GET /api/status" for path in api.paths())
 
 
-def test_kibana_setup_fails_when_the_import_refuses_objects(api: Api, secret_dir: Path) -> None:
+def test_kibana_setup_stops_at_once_when_its_user_is_refused(
+    api: Api, kibana_secret_dir: Path
+) -> None:
+    api.replies[("GET", "/api/status")] = (401, {"statusCode": 401, "error": "Unauthorized"})
+    result = _run(
+        KIBANA_SETUP,
+        {
+            "KIBANA_URL": api.url,
+            "SECRETS": str(kibana_secret_dir),
+            "LIB": str(SETUP / "lib.sh"),
+            "KIBANA_WAIT_SECONDS": "60",
+        },
+    )
+    assert result.returncode == 1
+    assert "Kibana refused kibana_setup; its password (secrets/kibana_setup_password)" in (
+        result.stderr
+    )
+    assert "re-run it" in result.stderr
+    assert api.paths() == ["GET /api/status"]
+
+
+def test_kibana_setup_names_its_missing_secret(api: Api, tmp_path: Path) -> None:
+    result = run_kibana_setup(api.url, tmp_path)
+    assert result.returncode == 1
+    assert f"secret {tmp_path}/{KIBANA_SETUP_FILE} is missing" in result.stderr
+    assert api.requests == []
+
+
+def test_kibana_setup_fails_when_the_import_refuses_objects(
+    api: Api, kibana_secret_dir: Path
+) -> None:
     refused = {"success": False, "successCount": 9, "errors": [{"id": "ai-finance-logs-search"}]}
     api.replies[("GET", "/api/status")] = (200, AVAILABLE)
     api.replies[("POST", "/api/saved_objects/_import")] = (200, refused)
-    result = run_kibana_setup(api.url, secret_dir)
+    result = run_kibana_setup(api.url, kibana_secret_dir)
     assert result.returncode == 1
     assert "saved-objects import refused some objects" in result.stderr
     assert "ai-finance-logs-search" in result.stderr

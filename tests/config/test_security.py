@@ -1,5 +1,6 @@
 """Secure by default, checked offline: loopback-only ports, unpublished datastores, no committed
-secrets, non-root where the image allows. The secret files: tests/stack/test_secrets.py."""
+secrets, non-root where the image allows, the superuser's password only where it is needed. The
+secret files: tests/stack/test_secrets.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import re
 import subprocess
 from pathlib import Path
+
+import yaml
 
 from support.repo import ROOT, tracked_files
 
@@ -19,6 +22,14 @@ ROOT_ALLOWED = {
     "cadvisor": "reads the host's cgroups and Docker state",
     "filebeat": "reads Docker's root-owned container logs and socket (no capabilities kept)",
     "uptime-kuma": "the image has no non-root mode",
+}
+# Services given the elastic superuser's password, each for a reason. Every other client of
+# Elasticsearch or Kibana logs in as its own user (elasticsearch/setup/users/).
+SUPERUSER_ALLOWED = {
+    "elasticsearch": "the image sets the elastic password from it on a new data volume",
+    "elasticsearch-setup": "creates the roles and users and sets kibana_system's password",
+    # A user with the monitor cluster privilege would do; not made yet.
+    "elasticsearch-exporter": "cluster health and node stats for the Elasticsearch alerts",
 }
 # Images whose own USER is non-root (or that drop root themselves: postgres, redis).
 NON_ROOT_IMAGES = {
@@ -111,6 +122,28 @@ def test_root_only_where_needed() -> None:
         elif not user and name not in NON_ROOT_IMAGES | set(ROOT_ALLOWED):
             # Our own images declare USER 10001 in their Dockerfiles.
             assert service.get("build"), f"{name}: no user and not known to run non-root"
+
+
+def test_the_superuser_password_goes_only_where_it_is_needed() -> None:
+    mounted = {
+        name
+        for name, service in services(compose_config()).items()
+        for secret in service.get("secrets", [])  # type: ignore[union-attr]
+        if secret["source"] == "elastic_password"
+    }
+    assert mounted == set(SUPERUSER_ALLOWED)
+    assert "kibana-setup" not in mounted  # it imports as kibana_setup (role kibana_importer)
+
+
+def test_an_anonymous_kibana_status_shows_only_the_overall_level() -> None:
+    """With status.allowAnonymous true Kibana 8.18 gives anyone the full status (version, build,
+    OS and process metrics, every plugin); left false (the default), an unauthenticated request
+    gets core's overall level alone, which is all the healthcheck needs."""
+    settings = yaml.safe_load((ROOT / "kibana" / "kibana.yml").read_text())
+    assert settings.get("status.allowAnonymous", False) is False
+    healthcheck = services(compose_config())["kibana"]["healthcheck"]["test"]  # type: ignore[index]
+    assert healthcheck[-1] == "http://127.0.0.1:5601/api/status"
+    assert "-u" not in healthcheck  # no credentials: the redacted answer
 
 
 def test_our_images_declare_a_non_root_user() -> None:

@@ -245,6 +245,16 @@ def test_logstash_writes_as_its_own_least_privileged_user(stack: Stack) -> None:
     assert role["indices"][0]["privileges"] == ["create_doc", "auto_configure"]
 
 
+# The saved searches kibana-setup imports, one per index.
+SAVED_SEARCHES = {f"{i.name}-search" for i in elastic.indices()}
+
+
+def _saved_searches(stack: Stack, user: str, password: str) -> set[str]:
+    """The ids of the saved searches `user` finds in Kibana."""
+    url = stack.url("KIBANA_PORT", "/api/saved_objects/_find?type=search&per_page=100")
+    return {s["id"] for s in json_call(url, user, password)["saved_objects"]}
+
+
 def test_kibana_has_a_data_view_and_a_saved_search_per_index(stack: Stack) -> None:
     def kibana(path: str) -> Any:
         return json_call(
@@ -257,20 +267,32 @@ def test_kibana_has_a_data_view_and_a_saved_search_per_index(stack: Stack) -> No
     trace_format = view["fieldFormats"]["trace.id"]
     assert trace_format["id"] == "url"
     assert trace_format["params"]["urlTemplate"].endswith("/trace/{{value}}")
-    searches = kibana("/api/saved_objects/_find?type=search&per_page=100")["saved_objects"]
-    assert {f"{i.name}-search" for i in elastic.indices()} <= {s["id"] for s in searches}
+    assert SAVED_SEARCHES <= _saved_searches(stack, "elastic", stack.password("elastic_password"))
+
+
+def test_kibana_setup_imported_as_its_own_user_who_reads_no_logs(
+    stack: Stack, indexed: list[dict[str, Any]]
+) -> None:
+    """kibana-setup ran as kibana_setup (the saved searches above are its import), whose role
+    grants Kibana's import privileges and no index in Elasticsearch."""
+    user = _es(stack, "/_security/user/kibana_setup")["kibana_setup"]
+    assert user["roles"] == ["kibana_importer"]
+    password = stack.password("kibana_setup_password")
+    assert SAVED_SEARCHES <= _saved_searches(stack, "kibana_setup", password)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        json_call(
+            stack.url("ELASTICSEARCH_PORT", f"/{indexed[0]['_index']}/_search?size=1"),
+            "kibana_setup",
+            password,
+        )
+    assert refused.value.code == 403
 
 
 def test_the_kibana_viewer_reads_the_saved_searches_and_writes_nothing(
     stack: Stack, indexed: list[dict[str, Any]]
 ) -> None:
     password = stack.password("logs_viewer_password")
-    found = json_call(
-        stack.url("KIBANA_PORT", "/api/saved_objects/_find?type=search&per_page=100"),
-        "logs_viewer",
-        password,
-    )["saved_objects"]
-    assert {f"{i.name}-search" for i in elastic.indices()} <= {s["id"] for s in found}
+    assert SAVED_SEARCHES <= _saved_searches(stack, "logs_viewer", password)
     hits = json_call(
         stack.url("ELASTICSEARCH_PORT", "/ai-finance-logs-*/_search?size=1"),
         "logs_viewer",

@@ -167,6 +167,18 @@ BREAKAGES = {
         _replace('"ai_finance_reader"', '"ai_finance_readers"'),
         "elasticsearch/setup/users/grafana_reader.json: unknown role 'ai_finance_readers'",
     ),
+    "elastic-role-bad-kibana-privilege": (
+        "elasticsearch/setup/roles/kibana_importer.json",
+        _replace('"feature_discover.minimal_all"', '"feature_discover_minimal_all"'),
+        "elasticsearch/setup/roles/kibana_importer.json: Kibana privilege"
+        " 'feature_discover_minimal_all': expected feature_<feature>.<privilege>",
+    ),
+    "elastic-role-bad-kibana-space": (
+        "elasticsearch/setup/roles/kibana_logs_viewer.json",
+        _replace('"space:default"', '"default"'),
+        "elasticsearch/setup/roles/kibana_logs_viewer.json: Kibana resource 'default': expected *"
+        " or space:<space id>",
+    ),
     "kibana-saved-search-unknown-view": (
         "kibana/saved-objects/ai-finance.ndjson",
         _replace('"id": "ai-finance-trading", "name"', '"id": "ai-finance-trade", "name"'),

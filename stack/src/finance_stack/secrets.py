@@ -66,6 +66,8 @@ GENERATED: dict[str, int] = {
     "logs_exporter_es_password": JSON_EXPORTER_UID,
     # People's read-only Kibana login (user logs_viewer); only the setup job reads it.
     "logs_viewer_password": ELASTIC_UID,
+    # kibana-setup's user (kibana_setup: imports the saved objects); it runs as uid 1000.
+    "kibana_setup_password": ELASTIC_UID,
 }
 DERIVED: dict[str, int] = {
     "redis_acl": REDIS_UID,

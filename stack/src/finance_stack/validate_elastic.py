@@ -3,13 +3,15 @@ component and index templates, roles, users) and kibana/saved-objects/*.ndjson.
 
 Each file must parse (a JSON error names its line) and every reference must resolve: an index
 template's components and ILM policy exist, a role names only index patterns the templates
-create (or the ai-finance-* family), a user's roles exist, a data view's pattern is a template's
-and a saved search's data view is imported beside it.
+create (or the ai-finance-* family), a role's Kibana privileges are in the form Kibana registers
+them, a user's roles exist, a data view's pattern is a template's and a saved search's data view
+is imported beside it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,14 @@ FOLDERS = ("ilm", "component-templates", "index-templates", "roles", "users")
 BUILTIN_ROLES = {"superuser", "kibana_system", "logstash_system", "monitoring_user", "viewer"}
 # The family every log index belongs to (DESIGN.md §2); a reader role may name it whole.
 FAMILY = "ai-finance-*"
+# Kibana 8.18's application privileges in Elasticsearch (x-pack/platform/plugins/shared/security/
+# server/authorization/privilege_serializer.ts): application kibana-<kibana.index>, privileges
+# feature_<feature id>.<privilege> or a base one, resources * or space:<space id>. Anything else
+# grants nothing in Kibana, silently.
+KIBANA_APPLICATION = "kibana-.kibana"
+_FEATURE_PRIVILEGE = re.compile(r"^feature_[a-zA-Z0-9_-]+\.[a-zA-Z0-9_-]+$")
+BASE_PRIVILEGES = {"all", "read", "space_all", "space_read"}
+_KIBANA_RESOURCE = re.compile(r"^(\*|space:[a-z0-9_-]+)$")
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,39 @@ def _index_templates(
     return problems
 
 
+def _kibana_privileges(where: str, role: dict[str, Any]) -> list[ElasticProblem]:
+    problems = []
+    for entry in role.get("applications", []):
+        application = entry.get("application")
+        if application != KIBANA_APPLICATION:
+            problems.append(
+                ElasticProblem(
+                    where,
+                    None,
+                    f"application {application!r} is not Kibana's {KIBANA_APPLICATION!r}",
+                )
+            )
+            continue
+        for privilege in entry.get("privileges", []):
+            if not (_FEATURE_PRIVILEGE.match(privilege) or privilege in BASE_PRIVILEGES):
+                problems.append(
+                    ElasticProblem(
+                        where,
+                        None,
+                        f"Kibana privilege {privilege!r}: expected feature_<feature>.<privilege>"
+                        f" or one of {sorted(BASE_PRIVILEGES)}",
+                    )
+                )
+        for resource in entry.get("resources", []):
+            if not _KIBANA_RESOURCE.match(resource):
+                problems.append(
+                    ElasticProblem(
+                        where, None, f"Kibana resource {resource!r}: expected * or space:<space id>"
+                    )
+                )
+    return problems
+
+
 def _roles_and_users(
     root: Path, known: dict[str, dict[str, Any]], patterns: set[str]
 ) -> list[ElasticProblem]:
@@ -97,6 +140,7 @@ def _roles_and_users(
                         where, None, f"index {index!r} is no template's; known: {sorted(patterns)}"
                     )
                 )
+        problems += _kibana_privileges(where, role)
     for name, user in known["users"].items():
         where = str(SETUP / "users" / f"{name}.json")
         if "password" in user:

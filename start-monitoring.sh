@@ -107,7 +107,7 @@ Commands:
   health [--json]   probe each component's own health endpoint; exit 1 if any is unhealthy
   logs [SERVICE]    the last log lines of every service, or of one (-f to follow)
   validate          check every config offline: .env, compose, Prometheus, Alertmanager, Grafana,
-                    Logstash, Elasticsearch, Kibana
+                    Logstash, Elasticsearch, Kibana, Uptime Kuma's monitors
   drill [--json]    fire a synthetic alert through Alertmanager; confirm delivery and resolution
   help [COMMAND]    this text, or a command's own (also: COMMAND --help)
 
@@ -171,8 +171,8 @@ Usage: ./start-monitoring.sh validate
 
 Check every config offline: .env, docker compose config, promtool check config (rules
 included), amtool check-config (from PATH, or from the pinned images when the engine has them),
-Grafana provisioning and dashboards, Logstash pipelines, Elasticsearch and Kibana settings.
-Each problem names the file and, where the tool gives it, the line.
+Grafana provisioning and dashboards, Logstash pipelines, Elasticsearch and Kibana settings,
+and uptime-kuma/monitors.yml against what docker-compose.yml generates. Each problem names the file and, where the tool gives it, the line.
 Exit status: 0 all valid, 1 a config is invalid.
 EOF
 }

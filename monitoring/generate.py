@@ -7,7 +7,16 @@ from typing import Any
 
 import yaml
 
-from monitoring import alerting, application, dashboards, elastic, kubernetes, logs, scale
+from monitoring import (
+    alerting,
+    application,
+    dashboards,
+    elastic,
+    kubernetes,
+    logs,
+    scale,
+    uptime,
+)
 from monitoring.inventory import Inventory
 from monitoring.slo import HEADER, service_rules
 
@@ -50,6 +59,8 @@ SHARED_DIRS = {
     Path("prometheus/rules"),
     Path("alertmanager"),
     Path("alertmanager/tests"),
+    # uptime-kuma/extra-monitors.yml is written by hand.
+    uptime.MONITORS.parent,
     *(path.parent for path in logs.REDACTION_MODULES),
 }
 
@@ -58,8 +69,9 @@ def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (application and SLO rules, Alertmanager's generated parts and its
     route tests, dashboards, the scale-out configs, the rules as PrometheusRule objects, the
     Logstash pipelines and redaction modules from logs/rules.yml, the log indices' templates and
-    Kibana objects), by path relative to the repository root. Reads the hand-written rules,
-    alertmanager.yml, prometheus.yml, the Grafana datasources and logs/rules.yml under `root`."""
+    Kibana objects, Uptime Kuma's monitors), by path relative to the repository root. Reads the
+    hand-written rules, alertmanager.yml, prometheus.yml, the Grafana datasources,
+    logs/rules.yml, docker-compose.yml and uptime-kuma/extra-monitors.yml under `root`."""
     rules = {
         APPLICATION_RULES: application.HEADER + dump(application.rules(inventory)),
         **_slo_rules(inventory),
@@ -75,6 +87,7 @@ def render(inventory: Inventory, root: Path = ROOT) -> dict[Path, str]:
         **kubernetes.render(texts, dump),
         **logs.render(logs.load(root / logs.RULES)),
         **elastic.render(),
+        **uptime.render(root, inventory),
     }
 
 

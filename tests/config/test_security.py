@@ -105,7 +105,13 @@ def test_datastores_are_not_published() -> None:
 
 def test_every_long_running_service_has_a_healthcheck_memory_limit_and_log_rotation() -> None:
     for name, service in services(compose_config()).items():
-        if name in {"secrets-init", "demo-setup", "elasticsearch-setup", "kibana-setup"}:
+        if name in {
+            "secrets-init",
+            "demo-setup",
+            "elasticsearch-setup",
+            "kibana-setup",
+            "kuma-setup",
+        }:
             continue
         assert service.get("mem_limit"), name
         assert service.get("logging", {}).get("options", {}).get("max-size"), name  # type: ignore[union-attr]
@@ -147,7 +153,7 @@ def test_an_anonymous_kibana_status_shows_only_the_overall_level() -> None:
 
 
 def test_our_images_declare_a_non_root_user() -> None:
-    for folder in ("exporters", "stack", "demo"):
+    for folder in ("exporters", "stack", "demo", "uptime-kuma"):
         dockerfile = ROOT / folder / "Dockerfile"
         assert re.search(r"^USER 10001:10001$", dockerfile.read_text(), re.MULTILINE), dockerfile
 

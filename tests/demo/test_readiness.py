@@ -4,6 +4,7 @@ within its deadline even when a datastore hangs, and 200 again after recovery. /
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import socket
@@ -15,12 +16,14 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from finance_demo.platform.app import SERVICES
 from finance_demo.platform.readiness import READINESS_TIMEOUT_SECONDS, Readiness
 from finance_stack.access import REDIS_PLATFORM_USER
 from support.datastores import create_redis_platform_user, tempdir
 from support.platform import PlatformProcess, request, start_platform
+from support.repo import ROOT
 from support.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.live
@@ -165,6 +168,35 @@ def test_a_postgres_that_never_answers_fails_readiness_within_the_deadline(
         503,
         {"ready": False, "failing": {"postgres": "the previous check has not answered yet"}},
     )
+
+
+def kuma_searches(body: dict[str, object]) -> str:
+    """The text Uptime Kuma 1.23's keyword monitor searches: axios parses a JSON answer, and the
+    monitor looks for the keyword in JSON.stringify of it (server/model/monitor.js), compact."""
+    return json.dumps(body, separators=(",", ":"))
+
+
+def test_the_gateways_uptime_keyword_is_in_its_ready_answer_and_not_in_a_failing_one(
+    own_postgres: tuple[PostgresServer, str],
+    own_redis: tuple[RedisServer, str],
+    blackhole: int,
+    tmp_path: Path,
+) -> None:
+    monitors = yaml.safe_load((ROOT / "uptime-kuma" / "monitors.yml").read_text())["monitors"]
+    (gateway,) = [m for m in monitors if m["name"] == "api-gateway"]
+    assert gateway["url"].endswith("/readyz")
+    redis_url = own_redis[0].url(REDIS_PLATFORM_USER, own_redis[1])
+    answers = []
+    for postgres in (own_postgres[1], f"postgresql://x:x@127.0.0.1:{blackhole}/platform"):
+        platform = start_platform(postgres, redis_url, tmp_path)
+        try:
+            answers.append(readyz(platform, "api-gateway"))
+        finally:
+            assert platform.stop() == 0
+    (ready_status, ready), (failing_status, failing) = answers
+    assert (ready_status, failing_status) == (200, 503)
+    assert gateway["keyword"] in kuma_searches(ready)
+    assert gateway["keyword"] not in kuma_searches(failing)
 
 
 # ---- Readiness on its own ---------------------------------------------------------------------

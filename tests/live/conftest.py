@@ -98,6 +98,7 @@ def standin_env(docker_host: str) -> dict[str, str]:
     env["EXPORTERS_IMAGE"] = "ai-finance/exporters:test"
     env["STACK_IMAGE"] = "ai-finance/stack:test"
     env["DEMO_IMAGE"] = "ai-finance/demo:test"
+    env["KUMA_SETUP_IMAGE"] = "ai-finance/kuma-setup:test"
     env["DOCKER_HOST"] = docker_host
     # Filebeat (profile logs) reads this engine's logs and socket, not the system engine's.
     env["DOCKER_SOCKET"] = docker_host.removeprefix("unix://")

@@ -40,6 +40,8 @@ from finance_stack.secrets import (
     APP_EXPORTERS,
     DERIVED,
     GENERATED,
+    KUMA_KEY_FOLDER,
+    KUMA_SETUP_UID,
 )
 from monitoring import logs
 from monitoring.logs.evaluation import lookup
@@ -1141,7 +1143,12 @@ def test_secrets_are_private_files(stack: Stack) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     # Alertmanager's receiver secrets: a folder of their own, mounted into its container alone.
     alerting = folder / ALERTING_FOLDER
-    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == [ALERTING_FOLDER]
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(
+        [ALERTING_FOLDER, KUMA_KEY_FOLDER]
+    )
+    # Uptime Kuma's API key: its own folder, owned by kuma-setup's and Prometheus' uid.
+    keys = folder / KUMA_KEY_FOLDER
+    assert (stat.S_IMODE(keys.stat().st_mode), keys.stat().st_uid) == (0o700, KUMA_SETUP_UID)
     assert stat.S_IMODE(alerting.stat().st_mode) == 0o700 and alerting.stat().st_uid == 65534
     assert sorted(p.name for p in alerting.iterdir()) == sorted(ALERTING)
     for path in alerting.iterdir():

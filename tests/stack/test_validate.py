@@ -27,7 +27,7 @@ def validate(root: Path) -> subprocess.CompletedProcess[str]:
 def test_repository_configs_are_valid() -> None:
     result = validate(ROOT)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("[+]") == 9 and "[x]" not in result.stderr
+    assert result.stderr.count("[+]") == 10 and "[x]" not in result.stderr
 
 
 def _line_of(relative: str, text: str) -> int:
@@ -183,6 +183,17 @@ BREAKAGES = {
         "kibana/saved-objects/ai-finance.ndjson",
         _replace('"id": "ai-finance-trading", "name"', '"id": "ai-finance-trade", "name"'),
         "kibana/saved-objects/ai-finance.ndjson:11: unknown data view 'ai-finance-trade'",
+    ),
+    "uptime-monitors-stale": (
+        "uptime-kuma/monitors.yml",
+        _replace("  interval: 60\n", "  interval: 61\n"),
+        "uptime-kuma/monitors.yml: not what docker-compose.yml and uptime-kuma/extra-monitors.yml"
+        " generate: run python -m monitoring generate",
+    ),
+    "uptime-extra-monitor-invalid": (
+        "uptime-kuma/extra-monitors.yml",
+        lambda _: "monitors:\n  - {name: site, type: http, url: www.example.com}\n",
+        "uptime-kuma/extra-monitors.yml: monitor #1: url must start with http:// or https://",
     ),
     "kibana-not-a-mapping": (
         "kibana/kibana.yml",

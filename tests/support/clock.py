@@ -18,6 +18,10 @@ class FakeClock:
         """Seconds on a clock that never goes back."""
         return self._monotonic
 
+    def sleep(self, seconds: float) -> None:
+        """A pause: the clocks move on at once."""
+        self.advance(seconds)
+
     def advance(self, seconds: float) -> None:
         """Move both clocks forward."""
         self._wall += seconds

@@ -7,6 +7,8 @@ the container port; the host port comes from the compose reader, never from a ty
   exporter PORT           /healthz answers and /metrics reports every datastore up
   elasticsearch PORT      /_cluster/health is green or yellow (as user elastic, secret permitting)
   prometheus METRIC       Prometheus holds METRIC and every series of it is 1
+  tcp PORT                a datastore, unpublished: its container healthcheck decides (Uptime
+                          Kuma connects to the port: uptime-kuma/monitors.yml)
 
 A service without the label, or whose port is not published, is judged by its container
 healthcheck; a one-off job by its exit code. One more line, `watchdog`, says how long ago the

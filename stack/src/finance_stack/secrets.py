@@ -46,6 +46,10 @@ GRAFANA_UID = 472
 ALERTMANAGER_UID = 65534
 # So does json_exporter (the logs-exporter service: its image's USER nobody).
 JSON_EXPORTER_UID = 65534
+# And Prometheus, which reads Uptime Kuma's API key; the kuma-setup job that writes the key runs
+# as the same uid, and reads Kuma's admin password.
+PROMETHEUS_UID = 65534
+KUMA_SETUP_UID = PROMETHEUS_UID
 
 GENERATED: dict[str, int] = {
     "postgres_password": EXPORTERS_UID,
@@ -68,6 +72,8 @@ GENERATED: dict[str, int] = {
     "logs_viewer_password": ELASTIC_UID,
     # kibana-setup's user (kibana_setup: imports the saved objects); it runs as uid 1000.
     "kibana_setup_password": ELASTIC_UID,
+    # Uptime Kuma's admin account (user admin), created by kuma-setup on Kuma's first run.
+    "kuma_admin_password": KUMA_SETUP_UID,
 }
 DERIVED: dict[str, int] = {
     "redis_acl": REDIS_UID,
@@ -109,6 +115,12 @@ ALERTING: dict[str, str] = {
     # The SMTP password of global.smtp_auth_username; unused while that is empty (the alert-sink).
     "smtp_password": "",
 }
+
+
+# Uptime Kuma's API key (api_key, made once by kuma-setup) in a folder of its own, owned by the
+# uid of the job that writes it and of Prometheus, which reads it: mounted as a folder, so a new
+# key is written aside and renamed, never read half-written.
+KUMA_KEY_FOLDER = "uptime-kuma"
 
 
 def alerting_defaults(alert_sink: str) -> dict[str, str]:
@@ -245,11 +257,8 @@ def write_secrets(
 
 def write_alerting_secrets(folder: Path, chown: bool, alert_sink: str) -> SecretsReport:
     """Write each missing receiver secret with its alert-sink default; keep the others."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
     uid = ALERTMANAGER_UID if chown else None
-    if uid is not None:
-        os.chown(folder, uid, uid)
+    _private_folder(folder, uid)
     created, kept = [], []
     for name, default in alerting_defaults(alert_sink).items():
         path = folder / name
@@ -264,6 +273,23 @@ def write_alerting_secrets(folder: Path, chown: bool, alert_sink: str) -> Secret
             _write_private(path, default + "\n", uid)
             created.append(name)
     return SecretsReport(created=created, kept=kept)
+
+
+def prepare_key_folder(folder: Path, chown: bool) -> None:
+    """The API key's folder, 0700, given to kuma-setup's uid with what it holds."""
+    uid = KUMA_SETUP_UID if chown else None
+    _private_folder(folder, uid)
+    for path in folder.iterdir():
+        if uid is not None:
+            os.chown(path, uid, uid)
+        path.chmod(0o600)
+
+
+def _private_folder(folder: Path, uid: int | None) -> None:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    if uid is not None:
+        os.chown(folder, uid, uid)
 
 
 def _write_private(path: Path, text: str, uid: int | None) -> None:
@@ -320,6 +346,7 @@ def main(argv: list[str]) -> int:
             f"alerting receivers in {folder}: {len(alerting.kept)} configured, "
             f"{len(alerting.created)} new pointing at the local alert-sink"
         )
+        prepare_key_folder(args.folder / KUMA_KEY_FOLDER, chown=args.chown)
     except (ValueError, OSError) as err:
         # ValueError includes DatastoreURLError and EnvFileError: neither shows a value.
         print(f"finance_stack secrets: error: {err}", file=sys.stderr)

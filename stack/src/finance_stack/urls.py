@@ -22,6 +22,7 @@ TITLES = {
 NOTES = {
     "grafana": "user admin, password in secrets/grafana_admin_password",
     "kibana": "user elastic, password in secrets/elastic_password",
+    "uptime-kuma": "user admin, password in secrets/kuma_admin_password",
     "alert-sink": "GET /notifications: what Alertmanager sent",
 }
 EXPORTER_PATH = "/metrics"

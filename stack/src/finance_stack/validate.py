@@ -5,7 +5,8 @@ The real tools decide where they exist (docker compose config, promtool, amtool)
 else from the pinned Prometheus and Alertmanager images when the engine has them (no network,
 the config mounted read-only). The rest is parsed here: `.env`, YAML and JSON with their line
 numbers, Grafana uids, Logstash pipeline structure, logs/rules.yml against what it generates
-(monitoring/logs/), and Filebeat's output and project filter. PyYAML is the one library it uses.
+(monitoring/logs/), Filebeat's output and project filter, and Uptime Kuma's monitors file against
+what the compose file generates (monitoring/uptime.py). PyYAML is the one library it uses.
 """
 
 from __future__ import annotations
@@ -346,6 +347,37 @@ def _logs_rules(root: Path) -> list[Problem]:
     ]
 
 
+def check_uptime(root: Path) -> list[Problem]:
+    """uptime-kuma/monitors.yml is what docker-compose.yml, monitoring/inventory.yml and
+    uptime-kuma/extra-monitors.yml generate (monitoring/uptime.py), and those make a valid one.
+    A compose file that does not parse is the compose check's to report."""
+    if yaml is None:
+        return []  # load_yaml has said PyYAML is missing
+    if load_yaml(root, root / compose.COMPOSE_FILE, []) is None:
+        return []
+    sys.path.insert(0, str(root))  # monitoring/uptime*.py: standard library and PyYAML only
+    try:
+        inventory = importlib.import_module("monitoring.inventory")
+        uptime = importlib.import_module("monitoring.uptime")
+    finally:
+        sys.path.remove(str(root))
+    try:
+        files = uptime.render(root, inventory.load(root / "monitoring" / "inventory.yml"))
+    except (uptime.UptimeError, inventory.InventoryError) as err:
+        file, _, text = str(err).partition(": ")
+        return [Problem(file, None, text)]
+    return [
+        Problem(
+            str(path),
+            None,
+            "not what docker-compose.yml and uptime-kuma/extra-monitors.yml generate: run"
+            " python -m monitoring generate",
+        )
+        for path, text in sorted(files.items())
+        if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text
+    ]
+
+
 def _split_problem(line: str) -> tuple[str, int | None, str]:
     """`file:line: text` (or `file: text`) into a Problem's parts."""
     where, text = line.split(": ", 1)
@@ -552,6 +584,7 @@ CHECKS = {
     "logstash": check_logstash,
     "filebeat": check_filebeat,
     "elasticsearch, kibana": check_elastic,
+    "uptime kuma monitors": check_uptime,
 }
 
 

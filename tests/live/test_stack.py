@@ -760,7 +760,8 @@ def _notified(entry: dict[str, Any]) -> tuple[bool, str | None, str | None]:
             found.group(2) if found else None,
         )
     if entry["path"] == "/pagerduty":
-        name = re.search(r"alertname = (\w+)", str(body["payload"]["custom_details"]["firing"]))
+        details = body["payload"]["custom_details"]  # a resolve lists its alerts as resolved
+        name = re.search(r"alertname = (\w+)", f"{details['firing']} {details['resolved']}")
         return (
             body["event_action"] == "trigger",
             name.group(1) if name else None,

@@ -38,7 +38,7 @@ from test_stack import (
 
 from finance_demo.platform.app import SERVICES
 from finance_demo.platform.faults import Faults
-from finance_stack.scenario_drill import notified
+from finance_stack.alert_match import notified
 from finance_stack.scenarios import SCENARIOS, Scenario
 from support.repo import copy_repo
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from finance_stack.alert_match import notified
 from finance_stack.alert_sink import AlertSinkServer
 from finance_stack.fault_control import FaultControlError
-from finance_stack.scenario_drill import ScenarioDrillError, notified, run_scenario
+from finance_stack.scenario_drill import ScenarioDrillError, run_scenario
 from finance_stack.scenarios import BY_NAME, Fault, Scenario
 from support.alertmanager import running_alertmanager
 from support.rules import full_labels, rule_of
@@ -283,24 +284,3 @@ def test_a_turn_off_that_fails_once_is_tried_again_and_the_step_named(
     assert str(raised.value) == "the fault could not be turned off: docker compose exec timed out"
     assert rule.calls == ["on trading", "off trading", "off trading"]
     assert raised.value.steps[-1].detail == "fault off after the failure: alert resolved"
-
-
-def _slack(title: str, *owners: str) -> dict[str, object]:
-    return {"attachments": [{"title": title, "text": "\n".join(owners)}]}
-
-
-def test_a_notification_of_another_service_slo_or_burn_is_not_the_scenarios() -> None:
-    scenario = BY_NAME["payment-errors"]
-    owner = "team `payments` | category `slo` | service `payment` | burn `fast`"
-    ours = "[FIRING:1] SLOErrorBudgetBurn | payment | availability"
-    assert notified(_slack(ours, owner), scenario) == "firing"
-    assert notified(_slack(ours.replace("FIRING:1", "RESOLVED"), owner), scenario) == "resolved"
-    for title, line in (
-        (ours.replace("| payment", "| trading"), owner),
-        (ours.replace("availability", "latency"), owner),
-        (ours, owner.replace("fast", "slow")),
-        (ours, owner.replace("`payments`", "`platform`")),
-        (ours.replace("SLOErrorBudgetBurn", "ServiceDown"), owner),
-    ):
-        assert notified(_slack(title, line), scenario) is None, (title, line)
-    assert notified({"text": "not a slack message"}, scenario) is None

@@ -173,3 +173,20 @@ def test_each_wait_covers_its_part_of_the_pipeline(scenario: Scenario) -> None:
     )
     listing = scenario.listing()
     assert listing["alert"] == scenario.alert and listing["receiver"] == scenario.receiver
+
+
+def test_the_operations_guide_lists_every_scenario_with_its_alert_and_receiver() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in text.splitlines()
+        if line.startswith("| `") and line.count("|") == 7
+    }
+    assert sorted(rows) == sorted(s.name for s in SCENARIOS)
+    for scenario in SCENARIOS:
+        row = rows[scenario.name]
+        assert f"`{scenario.receiver}`" in row, row
+        assert scenario.alert in row or "the same" in row, row
+        fire, resolve = (cell.strip() for cell in row.split("|")[5:7])
+        assert fire == f"{round(scenario.fire_timeout_seconds / 60)}m", row
+        assert resolve == f"{round(scenario.resolve_timeout_seconds / 60)}m", row

@@ -8,34 +8,25 @@ fault off, wait for the resolution at the sink. Every wait is bounded by the sce
 timeouts (scenarios.py). Whatever happens, a fault that was turned on is turned off again
 before the drill returns or fails: a failed drill leaves the stack as it found it.
 
-A team receiver is Slack-shaped (alertmanager/templates/notifications.tmpl): its notification
-names the alert, service and SLO in the title and each alert's team, category and burn in the
-text, and those are what is matched at the sink; the other labels (a provider, the severity)
-are matched on Alertmanager's own copy of the alert.
+What counts as the scenario's alert, in Alertmanager and at the sink: alert_match.py.
 """
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.error
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from finance_stack.alert_match import entries, matching, notified, receivers_of, state_of
 from finance_stack.drill import DrillError, request_json, why
 from finance_stack.fault_control import FaultControl, FaultControlError
 from finance_stack.scenarios import PLATFORM_CONTAINER, Fault, Scenario
 
 POLL_SECONDS = 5.0
-# "[FIRING:2] SLOErrorBudgetBurn | payment | availability", "[RESOLVED] ServiceDown | payment"
-_TITLE = re.compile(r"\[(FIRING|RESOLVED)(?::\d+)?\] (\S+)(?: \| (\S+))?(?: \| (\S+))?")
-# "team `payments` | category `slo` | service `payment` | burn `fast`"
-_OWNER = re.compile(
-    r"team `([^`]*)` \| category `([^`]*)` \| service `([^`]*)`(?: \| burn `([^`]*)`)?"
-)
 T = TypeVar("T")
 
 
@@ -68,64 +59,6 @@ class ScenarioResult:
     delivered_after_seconds: float
     resolved_after_seconds: float
     steps: list[Step] = field(default_factory=list)
-
-
-def matching(listing: object, scenario: Scenario) -> list[dict[str, object]]:
-    """The alerts of an /api/v2/alerts answer that are the scenario's: its name and labels."""
-    wanted = {"alertname": scenario.alert, **scenario.labels}
-    found = []
-    for alert in listing if isinstance(listing, list) else []:
-        labels = alert.get("labels") if isinstance(alert, dict) else None
-        if isinstance(labels, dict) and all(labels.get(k) == v for k, v in wanted.items()):
-            found.append(alert)
-    return found
-
-
-def _state(alert: Mapping[str, object]) -> tuple[str, str]:
-    """(state, why it is suppressed) of one alert of Alertmanager's answer."""
-    status = alert.get("status")
-    if not isinstance(status, dict):
-        return "unknown", ""
-    reasons = [
-        f"{what} {', '.join(map(str, status.get(key) or []))}"
-        for key, what in (
-            ("inhibitedBy", "inhibited by"),
-            ("silencedBy", "silenced by"),
-            ("mutedBy", "muted by time interval"),
-        )
-        if status.get(key)
-    ]
-    return str(status.get("state")), "; ".join(reasons)
-
-
-def notified(body: object, scenario: Scenario) -> str | None:
-    """ "firing" or "resolved" if `body` (a notification the sink recorded) is about the
-    scenario's alert; else None. Slack-shaped and webhook-shaped bodies are understood."""
-    if not isinstance(body, dict):
-        return None
-    if isinstance(body.get("alerts"), list):  # a webhook: the alerts with their labels
-        ours = matching(body["alerts"], scenario)
-        status = body.get("status")
-        return str(status) if ours and status in ("firing", "resolved") else None
-    attachments = body.get("attachments")
-    first = attachments[0] if isinstance(attachments, list) and attachments else None
-    if not isinstance(first, dict):
-        return None
-    title = _TITLE.fullmatch(str(first.get("title", "")))
-    if title is None:
-        return None
-    status, alertname, service, slo = title.groups()
-    labels = scenario.labels
-    if (alertname, service, slo) != (scenario.alert, labels.get("service"), labels.get("slo")):
-        return None
-    owners = _OWNER.findall(str(first.get("text", "")))
-    wanted = tuple(labels.get(key, "") for key in ("team", "category", "service", "burn"))
-    if not any(
-        all(not want or got == want for want, got in zip(wanted, owner, strict=True))
-        for owner in owners
-    ):
-        return None
-    return status.lower()
 
 
 def manual_off(fault: Fault) -> str:
@@ -190,27 +123,12 @@ class _Drill:
 
     def sink_entry(self, since: datetime, status: str) -> dict[str, object] | None:
         url = f"{self.sink}/notifications?receiver={self.scenario.receiver}"
-        for entry in reversed(_entries(request_json(url))):
+        for entry in reversed(entries(request_json(url))):
             if datetime.fromisoformat(str(entry.get("time"))) < since:
                 break
             if notified(entry.get("body"), self.scenario) == status:
                 return entry
         return None
-
-
-def _receivers(alert: Mapping[str, object]) -> list[str]:
-    """The receiver names Alertmanager routes one alert of its answer to."""
-    listed = alert.get("receivers")
-    names = (
-        {str(r.get("name")) for r in listed if isinstance(r, dict)}
-        if isinstance(listed, list)
-        else set()
-    )
-    return sorted(names)
-
-
-def _entries(listing: object) -> list[dict[str, object]]:
-    return [e for e in listing if isinstance(e, dict)] if isinstance(listing, list) else []
 
 
 def _labels(scenario: Scenario) -> str:
@@ -281,7 +199,7 @@ def _steps(drill: _Drill) -> ScenarioResult:
         raise drill.fail("on", f"the fault could not be turned on: {err}") from None
     drill.mark("on", f"fault on: {scenario.fault.describe()} ({done})")
     fired, fired_after = _fire(drill, name)
-    receivers = _receivers(fired)
+    receivers = receivers_of(fired)
     if scenario.receiver not in receivers:
         raise drill.fail(
             "route",
@@ -347,7 +265,7 @@ def _fire(drill: _Drill, name: str) -> tuple[dict[str, object], float]:
     def active() -> dict[str, object] | None:
         nonlocal suppressed
         for alert in drill.alerts():
-            state, reasons = _state(alert)
+            state, reasons = state_of(alert)
             if state == "active":
                 return alert
             suppressed = f"; it is there but {state}" + (f" ({reasons})" if reasons else "")

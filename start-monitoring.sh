@@ -108,7 +108,9 @@ Commands:
   logs [SERVICE]    the last log lines of every service, or of one (-f to follow)
   validate          check every config offline: .env, compose, Prometheus, Alertmanager, Grafana,
                     Logstash, Elasticsearch, Kibana, Uptime Kuma's monitors
-  drill [--json]    fire a synthetic alert through Alertmanager; confirm delivery and resolution
+  drill [SCENARIO] [--list] [--json]
+                    fire a synthetic alert through Alertmanager, or break the demo platform on
+                    purpose (SCENARIO; --list names them); confirm delivery and resolution
   help [COMMAND]    this text, or a command's own (also: COMMAND --help)
 
 Environment (also read from .env; every variable is described in .env.example):
@@ -119,7 +121,7 @@ Environment (also read from .env; every variable is described in .env.example):
   OTLP_ENDPOINT     where the demo platform and exporters send traces (now: ${TRACES_TO});
                     unset: Jaeger's OTLP/HTTP endpoint when profile traces or full runs
   WAIT_TIMEOUT      seconds to wait for health on start (now: ${WAIT_TIMEOUT})
-  DRILL_TIMEOUT     seconds each drill step may wait (now: ${DRILL_TIMEOUT})
+  DRILL_TIMEOUT     seconds each synthetic drill step may wait (now: ${DRILL_TIMEOUT})
   DRY_RUN=1         print the commands that would change something instead of running them
 
 Examples:
@@ -128,6 +130,7 @@ Examples:
   ./start-monitoring.sh health --json | jq .
   ./start-monitoring.sh logs revenue-exporter -f
   ./start-monitoring.sh drill
+  ./start-monitoring.sh drill payment-provider-down    # a real failure, its real alert
 
 Exit status: 0 success, 1 failure, 2 usage error.
 EOF
@@ -178,18 +181,32 @@ EOF
 }
 usage_drill() {
 	cat <<EOF
-Usage: ./start-monitoring.sh drill [--json]
+Usage: ./start-monitoring.sh drill [SCENARIO] [--list] [--json]
 
-Prove the alerting path end to end on the running stack: post a synthetic alert (MonitoringDrill,
-severity warning, team sre, category meta, service alertmanager, a unique drill_id) to
-Alertmanager's API on its published port, check it is routed to the drill receiver, wait until
-the local alert-sink has received it, then resolve it and wait for the resolution too. Each step
-prints a [+] line on stderr; --json also prints a summary object on stdout. Every wait polls once
-a second for at most DRILL_TIMEOUT=${DRILL_TIMEOUT}s. Drills never reach Slack or PagerDuty: their
-receiver is always the alert-sink (docs/alerting.md).
+Prove the alerting path end to end on the running stack.
+
+With no SCENARIO (or "synthetic"): post a synthetic alert (MonitoringDrill, severity warning,
+team sre, category meta, service alertmanager, a unique drill_id) to Alertmanager's API on its
+published port, check it is routed to the drill receiver, wait until the local alert-sink has
+received it, then resolve it and wait for the resolution too. Every wait polls once a second for
+at most DRILL_TIMEOUT=${DRILL_TIMEOUT}s. It never reaches Slack or PagerDuty: its receiver is
+always the alert-sink.
+
+With a SCENARIO (needs the demo profile): break the demo platform on purpose (a share of one
+service's requests failing, added latency, the payment provider failing, the market-data feed
+stalled, signal accuracy dropping, the platform killed), wait for the real alert to fire in
+Alertmanager and reach its team's receiver at the alert-sink, turn the fault off, and wait for
+the resolution. Each scenario's waits are derived from its rule's for: (--list shows them; some
+take most of an hour). The fault is always turned off again, also when a step fails or on
+Ctrl-C. A scenario raises a real alert: with real Slack or PagerDuty configured, the team is
+notified for real (docs/operations.md, Drills).
+
+Each step prints a [+] line with its time on stderr; --json also prints a summary object (with
+--list, the scenarios) on stdout. --list names every scenario, what it breaks, the alert and
+labels it expects and the receiver.
 
 Environment: DRILL_TIMEOUT, COMPOSE_PROFILES.
-Exit status: 0 delivered and resolved, 1 a step failed, 2 usage error.
+Exit status: 0 delivered and resolved, 1 a step failed, 2 usage error (an unknown scenario).
 EOF
 }
 
@@ -289,9 +306,25 @@ cmd_validate() {
 }
 
 cmd_drill() {
-	local json
-	json="$(json_flag drill "$@")"
-	stack_profiles drill --timeout "${DRILL_TIMEOUT}" ${json:+"${json}"}
+	local -a args=()
+	local arg scenario=""
+	for arg in "$@"; do
+		case "${arg}" in
+		--json | --list) args+=("${arg}") ;;
+		-*)
+			usage_drill >&2
+			die 2 "drill: unknown option: ${arg}"
+			;;
+		*)
+			[[ -z ${scenario} ]] || {
+				usage_drill >&2
+				die 2 "drill takes one scenario, not ${scenario} and ${arg}"
+			}
+			scenario="${arg}"
+			;;
+		esac
+	done
+	stack_profiles drill --timeout "${DRILL_TIMEOUT}" "${args[@]}" ${scenario:+"${scenario}"}
 }
 
 main() {

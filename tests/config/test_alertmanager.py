@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,32 +18,14 @@ from finance_stack.drill import alert as drill_alert
 from finance_stack.secrets import ALERTING, ALERTING_TEAMS, alerting_defaults
 from monitoring import alerting, generate
 from monitoring.inventory import load as load_inventory
+from support.alertmanager import CONFIG, amtool, route_test
 from support.repo import ROOT
 from support.stack import ALERT_SINK_URL
 
-CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 ROUTES = ROOT / "alertmanager" / "tests" / "routes.yml"
 TEMPLATES = ROOT / "alertmanager" / "templates"
 INVENTORY = ROOT / "monitoring" / "inventory.yml"
 SECRETS_MOUNT = "/run/secrets/alerting"
-
-
-def amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("amtool")
-    if binary is None:
-        pytest.fail("amtool not found: tests/run.sh builds it (pinned-go.sh)")
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def route_test(labels: dict[str, str], receivers: list[str]) -> subprocess.CompletedProcess[str]:
-    return amtool(
-        "config",
-        "routes",
-        "test",
-        f"--config.file={CONFIG}",
-        f"--verify.receivers={','.join(receivers)}",
-        *(f"{name}={value}" for name, value in labels.items()),
-    )
 
 
 def load(path: Path) -> object:

@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,11 +32,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
-from finance_demo.access import (
-    POSTGRES_EXPORTER_ROLE,
-    POSTGRES_PLATFORM_ROLE,
-    set_postgres_platform_password,
-)
 from finance_demo.catalog import PROVIDERS
 from finance_demo.load import LoadSettings, Tally, run_load
 from finance_demo.load_plan import LoadPlan
@@ -52,15 +46,19 @@ from finance_stack.access import REDIS_PLATFORM_USER
 from finance_stack.secrets import DERIVED, GENERATED, derive
 from support.datastores import (
     StartExporter,
-    create_redis_exporter_user,
     create_redis_platform_user,
 )
 from support.exposition import by_label, parse, scrape
-from support.platform import PlatformProcess, free_port_range, request, start_platform
+from support.platform import (
+    PlatformProcess,
+    free_port_range,
+    platform_stores,
+    request,
+    start_platform,
+)
 from support.servers import PostgresServer, RedisServer, free_port
 from support.stack import ENDPOINTS
 
-TEMPLATE_DB = "reference_template"
 REQUIRED_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0}
 # The services' route labels: the gateway's routes, and the reads its account overview makes.
 TEMPLATES = {template for _, template, _ in (*ROUTES, *PARTS)} | {OVERVIEW_ROUTE, "unmatched"}
@@ -95,42 +93,29 @@ def served(
     redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
-    name = f"t_platform_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    admin_url = postgres_server.url(dbname=name)
-    pg_password = secrets.token_urlsafe(16)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        set_postgres_platform_password(conn, pg_password)
-    redis_password = secrets.token_urlsafe(16)
-    admin = redis.Redis.from_url(redis_server.url())
-    admin.flushall()
-    create_redis_platform_user(admin, redis_password)
-    create_redis_exporter_user(admin, redis_password)
-    platform_url = postgres_server.url(POSTGRES_PLATFORM_ROLE, pg_password, name)
-    redis_platform_url = redis_server.url(REDIS_PLATFORM_USER, redis_password)
-    platform = start_platform(platform_url, redis_platform_url, tmp_path_factory.mktemp("p"))
-    try:
-        settings = LoadSettings(
-            target=platform.gateway, rate=LOAD_RATE, seed=7, duration_seconds=LOAD_SECONDS
+    with platform_stores(postgres_server, exporter_password, redis_server) as stores:
+        platform = start_platform(
+            stores.platform_url, stores.redis_platform_url, tmp_path_factory.mktemp("p")
         )
-        tally = run_load(settings, threading.Event())
-        # One certain failed login: the mix's 3% may not come up in a short burst.
-        request(platform.url("user-management", "/v1/sessions"), {"email": "x@y", "password": "z"})
-        yield Served(
-            platform=platform,
-            admin_url=admin_url,
-            platform_url=platform_url,
-            exporter_url=postgres_server.url(POSTGRES_EXPORTER_ROLE, exporter_password, name),
-            redis_admin_url=redis_server.url(),
-            redis_platform_url=redis_platform_url,
-            tally=tally,
-        )
-    finally:
-        assert platform.stop() == 0, platform.log.read_text()[-3000:]
-        admin.close()
-        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            settings = LoadSettings(
+                target=platform.gateway, rate=LOAD_RATE, seed=7, duration_seconds=LOAD_SECONDS
+            )
+            tally = run_load(settings, threading.Event())
+            # One certain failed login: the mix's 3% may not come up in a short burst.
+            body: dict[str, object] = {"email": "x@y", "password": "z"}
+            request(platform.url("user-management", "/v1/sessions"), body)
+            yield Served(
+                platform=platform,
+                admin_url=stores.admin_url,
+                platform_url=stores.platform_url,
+                exporter_url=stores.exporter_url,
+                redis_admin_url=stores.redis_admin_url,
+                redis_platform_url=stores.redis_platform_url,
+                tally=tally,
+            )
+        finally:
+            assert platform.stop() == 0, platform.log.read_text()[-3000:]
 
 
 def _scalar(url: str, sql: str) -> object:
@@ -493,7 +478,8 @@ def test_end_of_day_close_values_every_portfolio_once(served: Served) -> None:
         "UPDATE payments SET amount = 0",
         "UPDATE orders SET final_xid = NULL",
         "DROP TABLE refunds",
-        "INSERT INTO model_evaluations (model, accuracy) VALUES ('x', 1)",
+        "UPDATE model_evaluations SET accuracy = 1",
+        "DELETE FROM model_evaluations",
     ],
 )
 def test_platform_role_cannot_delete_truncate_or_change_the_schema(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -170,6 +171,29 @@ def test_an_unknown_option_is_a_usage_error() -> None:
     result = run("status", "--yaml")
     assert result.returncode == 2
     assert "status: unknown option: --yaml" in result.stderr
+
+
+def test_drill_list_names_the_scenarios_without_a_stack() -> None:
+    result = run("drill", "--list")
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert names[0] == "synthetic" and "payment-provider-down" in names
+    listed = run("drill", "--list", "--json")
+    assert [row["name"] for row in json.loads(listed.stdout)] == names
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("drill", "--yaml"), "[x] drill: unknown option: --yaml"),
+        (("drill", "platform-killed", "payment-errors"), "[x] drill takes one scenario, not"),
+        (("drill", "no-such-scenario"), "[x] unknown drill scenario: no-such-scenario; the"),
+    ],
+)
+def test_drill_misuse_is_a_usage_error(args: tuple[str, ...], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
 
 
 def test_dry_run_start_prints_what_it_would_do_and_starts_nothing(tmp_path: Path) -> None:

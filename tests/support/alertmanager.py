@@ -1,5 +1,6 @@
 """The repository's alertmanager.yml on a real Alertmanager on loopback, at the pinned version
-(tests/run.sh builds it: tests/live/images/pinned-go.sh), its receivers pointed at a recorder."""
+(tests/run.sh builds it: tests/live/images/pinned-go.sh), its receivers pointed at a recorder;
+and amtool's routing test of the repository's config."""
 
 from __future__ import annotations
 
@@ -19,11 +20,33 @@ from support.repo import ROOT
 from support.servers import free_port, stop_process
 from support.stack import ALERT_SINK_URL
 
+CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 START_TIMEOUT_SECONDS = 15.0
 # The test copy's timings: a group's first notification after 2s, the next after 2s; the wait
 # leaves the inhibitor time to see its source alerts even on a loaded machine.
 GROUP_WAIT = "2s"
 GROUP_INTERVAL = "2s"
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """The pinned amtool with `args`."""
+    binary = shutil.which("amtool")
+    if binary is None:
+        pytest.fail("amtool not found: tests/run.sh builds it (pinned-go.sh)")
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def route_test(labels: dict[str, str], receivers: list[str]) -> subprocess.CompletedProcess[str]:
+    """`amtool config routes test --verify.receivers=...` of an alert with `labels` against the
+    repository's alertmanager.yml: exit 0 when it reaches exactly `receivers`, in that order."""
+    return amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={CONFIG}",
+        f"--verify.receivers={','.join(receivers)}",
+        *(f"{name}={value}" for name, value in labels.items()),
+    )
 
 
 # The alert-sink's SMTP address in alertmanager.yml (global.smtp_smarthost).

@@ -1,9 +1,12 @@
-"""The demo platform as a subprocess on free loopback ports, stopped by pid."""
+"""The demo platform as a subprocess on free loopback ports, stopped by pid, and the
+datastores it runs on: a database cloned from the migrated template and the Redis server, with
+the platform's and the exporter's least-privilege users."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,12 +14,73 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+import redis
+
+from finance_demo.access import (
+    POSTGRES_EXPORTER_ROLE,
+    POSTGRES_PLATFORM_ROLE,
+    set_postgres_platform_password,
+)
 from finance_demo.platform.app import SERVICES
+from finance_stack.access import REDIS_EXPORTER_USER, REDIS_PLATFORM_USER
+from support.datastores import create_redis_exporter_user, create_redis_platform_user
+from support.servers import PostgresServer, RedisServer
 
 START_TIMEOUT_SECONDS = 30.0
+# The migrated, empty database tests/conftest.py makes once per session.
+TEMPLATE_DB = "reference_template"
+
+
+@dataclass(frozen=True)
+class PlatformStores:
+    """A fresh database and the emptied Redis, with URLs for each role that reads them."""
+
+    admin_url: str
+    platform_url: str
+    exporter_url: str
+    redis_admin_url: str
+    redis_platform_url: str
+    redis_exporter_url: str
+
+
+@contextmanager
+def platform_stores(
+    postgres: PostgresServer, exporter_password: str, redis_server: RedisServer
+) -> Iterator[PlatformStores]:
+    """A database cloned from the template (dropped afterwards) and the Redis server emptied,
+    with the platform's and the exporter's passwords and ACL users set."""
+    name = f"t_platform_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    admin_url = postgres.url(dbname=name)
+    pg_password = secrets.token_urlsafe(16)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        set_postgres_platform_password(conn, pg_password)
+    redis_password = secrets.token_urlsafe(16)
+    admin = redis.Redis.from_url(redis_server.url())
+    admin.flushall()
+    create_redis_platform_user(admin, redis_password)
+    create_redis_exporter_user(admin, redis_password)
+    try:
+        yield PlatformStores(
+            admin_url=admin_url,
+            platform_url=postgres.url(POSTGRES_PLATFORM_ROLE, pg_password, name),
+            exporter_url=postgres.url(POSTGRES_EXPORTER_ROLE, exporter_password, name),
+            redis_admin_url=redis_server.url(),
+            redis_platform_url=redis_server.url(REDIS_PLATFORM_USER, redis_password),
+            redis_exporter_url=redis_server.url(REDIS_EXPORTER_USER, redis_password),
+        )
+    finally:
+        admin.close()
+        with psycopg.connect(postgres.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port_range(count: int) -> int:
@@ -43,15 +107,18 @@ def free_port_range(count: int) -> int:
 
 
 def request(
-    url: str, body: dict[str, object] | None = None, timeout_seconds: float = 10.0
+    url: str,
+    body: dict[str, object] | None = None,
+    timeout_seconds: float = 10.0,
+    method: str | None = None,
 ) -> tuple[int, dict[str, object]]:
-    """GET `url`, or POST `body` as JSON; the status and the JSON answer."""
+    """GET `url`, or POST (or `method`) `body` as JSON; the status and the JSON answer."""
     data = json.dumps(body).encode() if body is not None else None
     outgoing = urllib.request.Request(
         url,
         data=data,
         headers={"Content-Type": "application/json"},
-        method="POST" if data else "GET",
+        method=method or ("POST" if data else "GET"),
     )
     try:
         with urllib.request.urlopen(outgoing, timeout=timeout_seconds) as response:

@@ -1,4 +1,5 @@
-"""Command line: `finance-demo migrate`, `seed`, `setup` (the demo-setup job), platform, load."""
+"""Command line: `finance-demo migrate`, `seed`, `setup` (the demo-setup job), platform, load,
+fault."""
 
 from __future__ import annotations
 
@@ -145,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _setup(args)
     if args.command in ("platform", "load"):
         return _platform(args)
+    if args.command == "fault":
+        return platform_cli.run_fault(args)
     try:
         database_url = _setting(args.database_url, "DATABASE_URL", os.environ)
         redis_url = None

@@ -22,7 +22,7 @@ COMMANDS = {
     "forget": "finance_stack.commands:cmd_forget",
     "status": "finance_stack.commands:cmd_status",
     "health": "finance_stack.commands:cmd_health",
-    "drill": "finance_stack.commands:cmd_drill",
+    "drill": "finance_stack.drill_command:cmd_drill",
 }
 
 

@@ -10,10 +10,9 @@ import argparse
 import json
 import shlex
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from finance_stack import drill, health, images, preflight, state, status, targets, urls, wait
+from finance_stack import health, images, preflight, state, status, targets, urls, wait
 from finance_stack.compose import ComposeError, Project, ps, read_project, run
 from finance_stack.envfile import EnvFileError, Settings
 
@@ -188,30 +187,4 @@ def cmd_urls(argv: list[str]) -> int:
     args = _parser("urls").parse_args(argv)
     project = project_for(args.root, args.profiles, Settings(args.root))
     print("\n" + "\n".join(urls.lines(project)))
-    return 0
-
-
-def cmd_drill(argv: list[str]) -> int:
-    """Fire a synthetic alert and follow it to the alert sink and back."""
-    parser = _parser("drill", "--json")
-    parser.add_argument("--timeout", type=float, required=True)
-    args = parser.parse_args(argv)
-    settings = Settings(args.root)
-    try:
-        project = project_for(args.root, args.profiles, settings)
-        result = drill.run(project, args.timeout, info)
-    except drill.DrillError as err:
-        fail(str(err))
-        if err.step in ("deliver", "resolve"):
-            for service in ("alertmanager", "alert-sink"):
-                fail(f"last log lines of {service}:")
-                sys.stderr.write(_logs(args.root, settings, service))
-        if args.json:
-            print(json.dumps({"ok": False, "step": err.step, "error": str(err)}))
-        return 1
-    except ComposeError as err:
-        fail(str(err))
-        return 1
-    if args.json:
-        print(json.dumps({"ok": True, **asdict(result)}))
     return 0

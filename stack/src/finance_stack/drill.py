@@ -82,7 +82,8 @@ def alert(drill_id: str, started: datetime, resolved: bool) -> list[dict[str, ob
     ]
 
 
-def _request(url: str, body: object | None = None) -> object:
+def request_json(url: str, body: object | None = None) -> object:
+    """GET `url`, or POST `body` as JSON; the JSON answer (None if empty)."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if data else {}
     request = urllib.request.Request(url, data, headers)
@@ -91,7 +92,8 @@ def _request(url: str, body: object | None = None) -> object:
     return json.loads(text) if text.strip() else None
 
 
-def _why(err: Exception) -> str:
+def why(err: Exception) -> str:
+    """What a failed request says about the server, in a few words."""
     if isinstance(err, urllib.error.HTTPError):
         return f"answered HTTP {err.code}"
     reason = getattr(err, "reason", err)
@@ -126,15 +128,15 @@ def run(
     started = datetime.now(UTC)
     drill_id = f"drill-{started:%Y%m%dT%H%M%SZ}-{random.randrange(100000)}"
     try:
-        _request(f"{am}/api/v2/alerts", alert(drill_id, started, resolved=False))
+        request_json(f"{am}/api/v2/alerts", alert(drill_id, started, resolved=False))
     except (urllib.error.URLError, OSError) as err:
         raise DrillError(
             "post",
-            f"Alertmanager at {am} {_why(err)}: is the stack running? ./start-monitoring.sh status",
+            f"Alertmanager at {am} {why(err)}: is the stack running? ./start-monitoring.sh status",
         ) from None
     progress(f"posted MonitoringDrill (drill_id={drill_id}) to Alertmanager at {am}")
     query = urllib.parse.urlencode({"filter": f'drill_id="{drill_id}"'})
-    listed = _request(f"{am}/api/v2/alerts?{query}")
+    listed = request_json(f"{am}/api/v2/alerts?{query}")
     receivers = sorted(
         {r["name"] for a in listed if isinstance(a, dict) for r in a.get("receivers", [])}
         if isinstance(listed, list)
@@ -153,12 +155,12 @@ def run(
         last_error = ""
         while clock() - begun < timeout_seconds:
             try:
-                listing = _request(f"{sink}/notifications?receiver={RECEIVER}")
+                listing = request_json(f"{sink}/notifications?receiver={RECEIVER}")
                 path = received(listing, drill_id, status)
                 if path:
                     return path, clock() - begun
             except (urllib.error.URLError, OSError, ValueError) as err:
-                last_error = f" (alert sink at {sink} {_why(err)})"
+                last_error = f" (alert sink at {sink} {why(err)})"
             sleep(1.0)
         raise DrillError(
             step,
@@ -170,9 +172,9 @@ def run(
     path, delivered = wait_for("firing", "deliver")
     progress(f"delivered to alert-sink ({path}) after {delivered:.0f}s")
     try:
-        _request(f"{am}/api/v2/alerts", alert(drill_id, started, resolved=True))
+        request_json(f"{am}/api/v2/alerts", alert(drill_id, started, resolved=True))
     except (urllib.error.URLError, OSError) as err:
-        raise DrillError("resolve", f"Alertmanager at {am} {_why(err)} when resolving") from None
+        raise DrillError("resolve", f"Alertmanager at {am} {why(err)} when resolving") from None
     progress("resolution posted (endsAt now)")
     _, resolved = wait_for("resolved", "resolve")
     progress(f"resolved: alert-sink ({path}) got the resolution after {resolved:.0f}s")

@@ -2,7 +2,8 @@
 
 One process hosts them all (a demo needs no more), but each service has its own registry,
 tracer provider and HTTP server, so Prometheus sees five targets and Jaeger five services, and
-the gateway reaches the others over real HTTP like it would across hosts.
+the gateway reaches the others over real HTTP like it would across hosts. Each service also has
+its own fault knobs (faults.py), all off until a drill sets them on its /-/faults.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from opentelemetry.trace import Tracer
 from prometheus_client import disable_created_metrics
 
 from finance_demo.platform.datastores import PostgresPool, RedisStore
+from finance_demo.platform.evaluation import run_evaluations
+from finance_demo.platform.faults import FaultSwitch
 from finance_demo.platform.gateway import Gateway
 from finance_demo.platform.http import Route, Service, make_server
 from finance_demo.platform.market import MarketDataService
@@ -60,7 +63,8 @@ class PlatformSettings:
 
 
 class Platform:
-    """The five services, their datastore clients and the market-data feed."""
+    """The five services, their datastore clients, fault knobs, the market-data feed and the
+    trading side's end-of-day close and model evaluation."""
 
     def __init__(
         self, settings: PlatformSettings, span_processor: SpanProcessor | None = None
@@ -79,13 +83,14 @@ class Platform:
                 provider.add_span_processor(span_processor)
         self.metrics = {name: ServiceMetrics(name) for name in SERVICES}
         self.metrics["user-management"].enable_auth()
-        self.market = MarketDataService(self._store)
+        self.faults = {name: FaultSwitch(name) for name in SERVICES}
+        self.market = MarketDataService(self._store, self.faults["market-data"])
         local = "127.0.0.1" if settings.host in ("", "0.0.0.0") else settings.host
         upstreams = {name: f"http://{local}:{settings.port(name)}" for name in SERVICES}
         routes: dict[str, list[Route]] = {
             "api-gateway": Gateway(upstreams, self._tracer("api-gateway")).routes(),
-            "payment": PaymentService(self._pool).routes(),
-            "trading": TradingService(self._pool, self._store).routes(),
+            "payment": PaymentService(self._pool, self.faults["payment"]).routes(),
+            "trading": TradingService(self._pool, self._store, self.faults["trading"]).routes(),
             "market-data": self.market.routes(),
             "user-management": UserService(self._pool, self.metrics["user-management"]).routes(),
         }
@@ -93,7 +98,12 @@ class Platform:
         try:
             for name in SERVICES:
                 service = Service(
-                    name, routes[name], self.metrics[name], self._tracer(name), readiness
+                    name,
+                    routes[name],
+                    self.metrics[name],
+                    self._tracer(name),
+                    readiness,
+                    self.faults[name],
                 )
                 self.servers[name] = make_server(service, settings.host, settings.port(name))
         except OSError:
@@ -106,8 +116,8 @@ class Platform:
         return self._providers[service].get_tracer("finance_demo.platform")
 
     def start(self) -> None:
-        """Serve every service, run the market-data feed and the end-of-day close, each in a
-        daemon thread."""
+        """Serve every service, run the market-data feed, the end-of-day close and the model
+        evaluation, each in a daemon thread."""
         for name, server in self.servers.items():
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
@@ -119,7 +129,10 @@ class Platform:
             )
         feed = threading.Thread(target=self.market.run_feed, args=(self._stop,), daemon=True)
         close = threading.Thread(target=run_close, args=(self._pool, self._stop), daemon=True)
-        for thread in (feed, close):
+        evaluate = threading.Thread(
+            target=run_evaluations, args=(self._pool, self._stop), daemon=True
+        )
+        for thread in (feed, close, evaluate):
             thread.start()
             self._threads.append(thread)
 

@@ -1,8 +1,13 @@
-"""The `platform` and `load` commands: their arguments, logging and run (cli.py dispatches)."""
+"""The `platform`, `load` and `fault` commands: their arguments, logging and run (cli.py
+dispatches)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -53,6 +58,22 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     send.add_argument("--duration", type=float, help="stop after this many seconds")
     send.add_argument("--report-seconds", type=float, default=30.0, help="progress interval")
     send.add_argument("--heartbeat", type=Path, help="file touched after every request")
+    fault = commands.add_parser(
+        "fault",
+        help="show or set a running service's fault knobs (from inside its container)",
+        description="Read or replace the fault knobs of one service of the platform running on"
+        " this machine, through its /-/faults (loopback only), and print them as JSON.",
+        epilog="exit status: 0 ok, 1 the service did not answer, 2 refused (usage)",
+    )
+    fault.add_argument("service", choices=app.SERVICES)
+    change = fault.add_mutually_exclusive_group()
+    change.add_argument(
+        "--put", metavar="JSON", help="replace its knobs, e.g. '{\"error_ratio\": 1}'; omitted: off"
+    )
+    change.add_argument("--clear", action="store_true", help="turn every knob off")
+    fault.add_argument(
+        "--base-port", type=int, default=app.DEFAULT_BASE_PORT, help="api-gateway's port"
+    )
 
 
 def run_load(args: argparse.Namespace) -> int:
@@ -82,3 +103,36 @@ def run_platform(
         environ=environ,
     )
     return app.run(settings)
+
+
+def run_fault(args: argparse.Namespace) -> int:
+    """GET or PUT the service's /-/faults and print the knobs it answers with."""
+    url = f"http://127.0.0.1:{app.ports(args.base_port)[args.service]}/-/faults"
+    body = "{}" if args.clear else args.put
+    if body is not None:
+        try:
+            json.loads(body)
+        except ValueError as err:
+            print(f"finance-demo fault: error: --put is not JSON: {err}", file=sys.stderr)
+            return 2
+    data = body.encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data, {"Content-Type": "application/json"}, method="PUT" if data else "GET"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            print(response.read().decode().strip())
+    except urllib.error.HTTPError as err:
+        answer = err.read().decode(errors="replace").strip()
+        print(
+            f"finance-demo fault: error: {args.service} refused ({err.code}): {answer}",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as err:
+        print(
+            f"finance-demo fault: error: {args.service} at {url} did not answer: {err}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

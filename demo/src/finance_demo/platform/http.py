@@ -1,13 +1,21 @@
-"""A service's HTTP surface: routes by template, /metrics, /healthz, /readyz, the instrumentation.
+"""A service's HTTP surface: routes by template, /metrics, /healthz, /readyz, /-/faults, the
+instrumentation.
 
 Every request to a route is timed, counted by its route template (never the raw path), traced
-(the caller's W3C traceparent is continued) and logged. /metrics, /healthz and /readyz are not
-counted. /healthz (liveness) never touches a datastore; /readyz (readiness) asks each datastore
-within a short deadline and answers 503 naming the ones that failed (readiness.py).
+(the caller's W3C traceparent is continued) and logged. /metrics, /healthz, /readyz and /-/faults
+are not counted. /healthz (liveness) never touches a datastore; /readyz (readiness) asks each
+datastore within a short deadline and answers 503 naming the ones that failed (readiness.py).
+
+/-/faults reads (GET) and replaces (PUT, a JSON object of knobs; omitted knobs are off) the
+service's fault knobs (faults.py), and answers 403 to any peer that is not loopback: inside the
+container only, never to Prometheus, the load or the gateway's neighbours on the network. The
+request knobs act inside the timed request, so an injected 500 or delay is counted and measured
+exactly like a real one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -22,6 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from prometheus_client.exposition import choose_encoder
 
 from finance_demo.platform.datastores import DatastoreUnavailableError
+from finance_demo.platform.faults import FaultError, FaultSwitch, parse
 from finance_demo.platform.logs import current_service
 from finance_demo.platform.metrics import ServiceMetrics
 from finance_demo.platform.readiness import Readiness
@@ -32,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Requests that match no route share one label value, so scanners cannot grow the label set.
 UNMATCHED_ROUTE = "unmatched"
 MAX_BODY_BYTES = 64 * 1024
+FAULTS_PATH = "/-/faults"
+INJECTED_ERROR = "injected fault"
 
 
 class HttpError(Exception):
@@ -88,6 +99,18 @@ class Service:
     metrics: ServiceMetrics
     tracer: Tracer
     readiness: Readiness
+    faults: FaultSwitch
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a peer address is this machine's own (127.0.0.0/8, ::1, or IPv4-mapped)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
@@ -100,6 +123,9 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
             self._handle()
 
         def do_POST(self) -> None:
+            self._handle()
+
+        def do_PUT(self) -> None:
             self._handle()
 
         def log_message(self, format: str, *args: object) -> None:
@@ -118,8 +144,27 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
                 self._send(
                     200 if report.ready else 503, json.dumps(body).encode(), "application/json"
                 )
+            elif path == FAULTS_PATH:
+                self._faults()
             else:
                 self._serve(path)
+
+        def _faults(self) -> None:
+            status, body = 200, dict[str, object]()
+            if not is_loopback(str(self.client_address[0])):
+                status, body = 403, {"error": f"{FAULTS_PATH} answers loopback peers only"}
+            elif self.command == "PUT":
+                try:
+                    service.faults.set(parse(service.name, self._body()))
+                except FaultError as err:
+                    status, body = 400, {"error": str(err)}
+                except HttpError as err:
+                    status, body = err.status, {"error": err.reason}
+            elif self.command != "GET":
+                status, body = 405, {"error": f"{FAULTS_PATH} takes GET or PUT"}
+            if status == 200:
+                body = service.faults.current.knobs(service.name)
+            self._send(status, json.dumps(body).encode(), "application/json")
 
         def _serve(self, path: str) -> None:
             current_service.set(service.name)
@@ -165,6 +210,11 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
             if route is None:
                 allowed = any(r.match(self.path.split("?", 1)[0]) for r in service.routes)
                 return Response(405 if allowed else 404, {"error": "no such route"})
+            faults = service.faults.current
+            if faults.added_latency_ms:
+                time.sleep(faults.added_latency_ms / 1000)
+            if service.faults.fails_request():
+                return Response(500, {"error": INJECTED_ERROR})
             try:
                 request = Request(self.command, params, self._body(), dict(self.headers.items()))
                 return route.handler(request)

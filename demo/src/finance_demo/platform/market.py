@@ -3,6 +3,8 @@
 The feed is what keeps finance_market_data_age_seconds low: each second it writes, per provider
 and in one round trip, the newest tick time (md:last_tick:<provider>) and each symbol's
 "price|timestamp" (md:ticks:<provider>). Prices wander a little around the catalog's level.
+With the feed stalled (the feed_stalled fault knob) it writes nothing: quotes keep their last
+tick and every provider's age grows, as when a real feed handler hangs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from finance_demo.catalog import INSTRUMENTS, PROVIDER_SYMBOLS, price_at
 from finance_demo.platform import keys
 from finance_demo.platform.datastores import DatastoreUnavailableError, RedisStore
+from finance_demo.platform.faults import FaultSwitch
 from finance_demo.platform.http import HttpError, Request, Response, Route
 from finance_demo.platform.logs import current_service
 
@@ -30,8 +33,11 @@ _STEP = 0.0008
 class MarketDataService:
     """Handlers of the market-data service, and its feed."""
 
-    def __init__(self, store: RedisStore, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, store: RedisStore, faults: FaultSwitch, rng: random.Random | None = None
+    ) -> None:
         self._store = store
+        self._faults = faults
         self._rng = rng or random.Random()
         self._drift = dict.fromkeys(_INDEX, 0.0)
 
@@ -76,11 +82,13 @@ class MarketDataService:
         return 5 if INSTRUMENTS[_INDEX[symbol] - 1].segment == "forex" else 2
 
     def run_feed(self, stop: threading.Event) -> None:
-        """Publish ticks every FEED_INTERVAL_SECONDS until `stop`; a Redis outage is waited out."""
+        """Publish ticks every FEED_INTERVAL_SECONDS until `stop`, none while the feed is
+        stalled; a Redis outage is waited out."""
         current_service.set("market-data")
         while not stop.is_set():
             try:
-                self.publish(time.time())
+                if not self._faults.current.feed_stalled:
+                    self.publish(time.time())
             except DatastoreUnavailableError:
                 pass  # logged once by the store; the next tick retries
             except Exception:

@@ -3,31 +3,47 @@
 A charge is two transactions, as at a real processor: the pending row is committed first, the
 processor is called, and the final status is written by a second transaction (the schema's
 trigger stamps final_xid then, which is what the revenue exporter counts).
+
+With the payment provider failing (the provider_failing fault knob) the processor fails every
+charge with a processing error: the payment is made final as failed, as such an error leaves it,
+and the charge is answered 402 with the provider's error, like a decline (Stripe reports its
+processing_error as a 402 card error too). So PaymentSuccessRatioLow, which reads the payments
+made final, sees it, and the payment service's availability SLO does not: a 5xx for 70% of its
+requests (charges are most of them) over a drill's 20 minutes would spend most of a month's
+budget, and page for that instead.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from decimal import Decimal
 
 from finance_demo.catalog import ALLOWED
 from finance_demo.platform.datastores import PostgresPool
+from finance_demo.platform.faults import FaultSwitch
 from finance_demo.platform.fields import choice, identifier
 from finance_demo.platform.http import HttpError, Request, Response, Route
+
+logger = logging.getLogger(__name__)
 
 # Stripe's test token for a card the issuer declines; any other token is approved.
 DECLINED_CARD = "tok_chargeDeclined"
 # The processor's answer time: log-normal, median 40 ms, capped (a timeout in real life).
 _PROCESSOR_MEDIAN_SECONDS = 0.04
 _PROCESSOR_MAX_SECONDS = 0.4
+PROVIDER_ERROR = "payment provider unavailable"
 
 
 class PaymentService:
     """Handlers of the payment service."""
 
-    def __init__(self, pool: PostgresPool, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, pool: PostgresPool, faults: FaultSwitch, rng: random.Random | None = None
+    ) -> None:
         self._pool = pool
+        self._faults = faults
         self._rng = rng or random.Random()
 
     def routes(self) -> list[Route]:
@@ -40,7 +56,8 @@ class PaymentService:
         ]
 
     def charge(self, request: Request) -> Response:
-        """Charge a live subscription its price: 201 if approved, 402 if declined."""
+        """Charge a live subscription its price: 201 if approved, 402 if declined or if the
+        provider failed it."""
         subscription_id = identifier(request.body, "subscription_id")
         method = choice(request.body, "method", ALLOWED[("payments", "method")])
         source = choice(request.body, "source", ALLOWED[("payments", "source")])
@@ -64,10 +81,14 @@ class PaymentService:
         payment_id = inserted[0]
         delay = self._rng.lognormvariate(0.0, 0.5) * _PROCESSOR_MEDIAN_SECONDS
         time.sleep(min(delay, _PROCESSOR_MAX_SECONDS))
-        final = "failed" if token == DECLINED_CARD else "succeeded"
+        provider_failed = self._faults.current.provider_failing
+        final = "failed" if provider_failed or token == DECLINED_CARD else "succeeded"
         with self._pool.transaction() as conn:
             conn.execute("UPDATE payments SET status = %s WHERE id = %s", (final, payment_id))
         body = _payment(payment_id, final, amount, currency)
+        if provider_failed:
+            logger.warning("payment provider error", extra={"payment.id": payment_id})
+            return Response(402, {**body, "error": PROVIDER_ERROR})
         return Response(201 if final == "succeeded" else 402, body)
 
     def get(self, request: Request) -> Response:

@@ -3,7 +3,9 @@
 Orders go through the Redis queue of their priority: a new order is pushed, and the matching
 engine executes the oldest waiting one in the same request, so the queues move but stay level.
 Execution gives every order a final status once (the schema's trigger stamps final_xid), and a
-fill writes a trade and opens or closes a position.
+fill writes a trade and opens or closes a position. A closing signal's outcome is drawn from
+the usual mix, or, with the signal_accuracy fault knob set, is a success with that probability
+and a failure otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import redis
 from finance_demo.catalog import ALLOWED, INSTRUMENTS, MODELS, PRIORITIES, PROVIDER_SYMBOLS
 from finance_demo.platform import keys
 from finance_demo.platform.datastores import Connection, PostgresPool, RedisStore
+from finance_demo.platform.faults import FaultSwitch
 from finance_demo.platform.fields import choice, identifier, number
 from finance_demo.platform.http import HttpError, Request, Response, Route
 
@@ -39,10 +42,15 @@ class TradingService:
     """Handlers of the trading service."""
 
     def __init__(
-        self, pool: PostgresPool, store: RedisStore, rng: random.Random | None = None
+        self,
+        pool: PostgresPool,
+        store: RedisStore,
+        faults: FaultSwitch,
+        rng: random.Random | None = None,
     ) -> None:
         self._pool = pool
         self._store = store
+        self._faults = faults
         self._rng = rng or random.Random()
 
     def routes(self) -> list[Route]:
@@ -85,9 +93,16 @@ class TradingService:
                 conn.execute(
                     "UPDATE signals SET status = 'closed', outcome = %s, closed_at = now()"
                     " WHERE id = %s AND status = 'active'",
-                    (_pick(self._rng, _SIGNAL_OUTCOMES), int(str(closed))),
+                    (self._outcome(), int(str(closed))),
                 )
         return Response(201, {"id": signal_id, "closed": closed})
+
+    def _outcome(self) -> str:
+        """A closing signal's outcome: the usual mix, or as the signal_accuracy knob says."""
+        succeeds = self._faults.signal_succeeds()
+        if succeeds is None:
+            return _pick(self._rng, _SIGNAL_OUTCOMES)
+        return "success" if succeeds else "failure"
 
     def order(self, request: Request) -> Response:
         """Queue a new order, then execute the oldest waiting order of the same priority."""

@@ -37,11 +37,19 @@ BASE_IMAGE = "ai-finance/debian:bookworm"
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests under tests/live/ as live (this hook sees every collected test)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests under tests/live/ as live (this hook sees every collected test), and
+    deselect the hours-long drills (marked drills_all) unless AI_FINANCE_ALL_DRILLS=1: pytest
+    reports them as deselected, never as passed or skipped."""
+    everything = os.environ.get("AI_FINANCE_ALL_DRILLS") == "1"
+    kept, dropped = [], []
     for item in items:
         if LIVE in item.path.parents:
             item.add_marker(pytest.mark.live)
+        (dropped if item.get_closest_marker("drills_all") and not everything else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _require_root() -> None:

@@ -11,6 +11,16 @@ from pathlib import Path
 
 from support.repo import ROOT, tracked_files
 
+# Jobs that run to completion: no healthcheck, restart policy or memory limit of their own.
+ONE_OFF_JOBS = {
+    "secrets-init",
+    "demo-setup",
+    "elasticsearch-setup",
+    "kibana-setup",
+    # backup and restore's workers (profile ops)
+    "volume-worker",
+    "elastic-worker",
+}
 DATASTORES = {"demo-postgres", "demo-redis", "elasticsearch-setup", "demo-setup"}
 # Services that keep root, each for a reason written beside it in docker-compose.yml.
 ROOT_ALLOWED = {
@@ -94,7 +104,7 @@ def test_datastores_are_not_published() -> None:
 
 def test_every_long_running_service_has_a_healthcheck_memory_limit_and_log_rotation() -> None:
     for name, service in services(compose_config()).items():
-        if name in {"secrets-init", "demo-setup", "elasticsearch-setup", "kibana-setup"}:
+        if name in ONE_OFF_JOBS:
             continue
         assert service.get("mem_limit"), name
         assert service.get("logging", {}).get("options", {}).get("max-size"), name  # type: ignore[union-attr]

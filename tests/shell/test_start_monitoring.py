@@ -15,7 +15,18 @@ from support.repo import ROOT, copy_repo
 from support.servers import free_port
 
 SCRIPT = ROOT / "start-monitoring.sh"
-COMMANDS = ("start", "stop", "restart", "status", "health", "logs", "validate", "drill")
+COMMANDS = (
+    "start",
+    "stop",
+    "restart",
+    "status",
+    "health",
+    "logs",
+    "validate",
+    "drill",
+    "backup",
+    "restore",
+)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from finance_stack import archive, backup, captures, restore
+from finance_stack.engine import EngineError
 from finance_stack.pins import ComposeFacts
-from finance_stack.workers import EngineError
 from support.alertmanager import config_copy, create_silence
 from support.backup_engine import (
     LocalEngine,

@@ -12,8 +12,8 @@ import yaml
 
 from finance_stack import pins, restore, stores
 from finance_stack.compose import Project, Service
+from finance_stack.engine import ComposeEngine
 from finance_stack.envfile import Settings
-from finance_stack.workers import ComposeEngine
 from support.archives import PINS, make_archive
 from support.repo import ROOT
 

@@ -143,7 +143,7 @@ class LocalEngine:
     )
 
     def pause(self, service: str) -> None:
-        from finance_stack.workers import EngineError
+        from finance_stack.engine import EngineError
 
         self.calls.append(("pause", service))
         if self.refuse_pause:

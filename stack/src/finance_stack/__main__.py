@@ -23,8 +23,8 @@ COMMANDS = {
     "status": "finance_stack.commands:cmd_status",
     "health": "finance_stack.commands:cmd_health",
     "drill": "finance_stack.commands:cmd_drill",
-    "backup": "finance_stack.commands:cmd_backup",
-    "restore": "finance_stack.commands:cmd_restore",
+    "backup": "finance_stack.backup_commands:cmd_backup",
+    "restore": "finance_stack.backup_commands:cmd_restore",
     "volume-worker": "finance_stack.volume_worker",
 }
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from finance_stack import archive, captures, secrets_archive
 from finance_stack.compose import Project
+from finance_stack.engine import Engine
 from finance_stack.health import base_url
 from finance_stack.stores import ALERTMANAGER_RETENTION_SECONDS, BY_NAME, STORES, Store
-from finance_stack.workers import Engine, Worker
+from finance_stack.workers import Worker
 
 # Capabilities of the root worker that writes ./secrets back, each file to its owner.
 SECRETS_WRITE_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER")

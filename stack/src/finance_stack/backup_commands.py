@@ -103,12 +103,14 @@ def cmd_restore(argv: list[str]) -> int:
     try:
         project = project_for(args.root, args.profiles, settings)
         facts = pins.read(args.root, settings)
-        states = _states(args.root, settings)
-        chosen = restore.plan(
-            args.archive, facts.pins, project, states, args.only, args.decrypt_key
-        )
-        count = sum(len(s.get("files", [])) for s in chosen.manifest["stores"].values())
+        # The archive first: a damaged one is refused even where no engine answers.
+        manifest = archive.verify(args.archive, facts.pins)
+        count = sum(len(s.get("files", [])) for s in manifest["stores"].values())
         info(f"{args.archive}: verified: manifest, pins, {count} files and their checksums")
+        states = _states(args.root, settings)
+        chosen = restore.choose(
+            args.archive, manifest, project, states, args.only, args.decrypt_key
+        )
         if not args.yes and not _confirmed(chosen):
             return 2
         compose_engine = engine.ComposeEngine(args.root, settings, project)

@@ -13,15 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from finance_stack import archive, captures, secrets_archive
+from finance_stack import archive, secrets_archive
 from finance_stack.compose import Project
 from finance_stack.engine import Engine
-from finance_stack.health import base_url
-from finance_stack.stores import ALERTMANAGER_RETENTION_SECONDS, BY_NAME, STORES, Store
+from finance_stack.restore_checks import Check, check
+from finance_stack.stores import BY_NAME, STORES, Store
 from finance_stack.workers import Worker
 
 # Capabilities of the root worker that writes ./secrets back, each file to its owner.
@@ -45,15 +44,6 @@ class Plan:
     stopped: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Check:
-    """One thing checked after the restore."""
-
-    store: str
-    ok: bool
-    detail: str
-
-
 def plan(
     path: Path,
     pins: dict[str, str],
@@ -64,7 +54,19 @@ def plan(
 ) -> Plan:
     """Verify the archive and choose the stores; raises ArchiveError or RestoreError, and
     touches nothing."""
-    manifest = archive.verify(path, pins)
+    return choose(path, archive.verify(path, pins), project, states, only, decrypt_key)
+
+
+def choose(
+    path: Path,
+    manifest: dict[str, Any],
+    project: Project,
+    states: dict[str, str],
+    only: tuple[str, ...] = (),
+    decrypt_key: Path | None = None,
+) -> Plan:
+    """The stores of a verified archive to restore, each service present and running;
+    RestoreError names what is missing."""
     stores = manifest["stores"]
     held = sorted(name for name, s in stores.items() if s["status"] == "backed-up")
     unknown = sorted(set(only) - set(BY_NAME))
@@ -164,67 +166,6 @@ def _elastic_snapshot(plan: Plan) -> str:
     return str(plan.manifest["stores"]["elasticsearch"]["snapshot"])
 
 
-def _check_prometheus(recorded: dict[str, Any], base: str) -> Check:
-    want = recorded["counts"]
-    got = captures.prometheus_counts(base, want["start"], want["end"])
-    same = (got.series, got.series_sha256, got.samples) == (
-        want["series"],
-        want["series_sha256"],
-        want["samples"],
-    )
-    detail = f"{got.series} series, {got.samples} samples over ({got.start}, {got.end}]"
-    if not same:
-        detail += f"; the archive has {want['series']} series, {want['samples']} samples"
-    return Check("prometheus", same, detail)
-
-
-def _check_alertmanager(recorded: dict[str, Any], base: str) -> Check:
-    # Alertmanager drops a silence its retention after the silence ended: not a loss.
-    now = time.time()
-    want = sorted(
-        s["id"]
-        for s in recorded["silences"]
-        if _epoch(s["endsAt"]) + ALERTMANAGER_RETENTION_SECONDS > now
-    )
-    got = [s["id"] for s in captures.alertmanager_silences(base)]
-    detail = f"{len(got)} silences, the archive's ids"
-    if got != want:
-        detail = f"silences {got}, the archive has {want}"
-    return Check("alertmanager", got == want, detail)
-
-
-def _check_jaeger(recorded: dict[str, Any], base: str) -> Check:
-    missing = sorted(set(recorded["services"]) - set(captures.jaeger_services(base)))
-    detail = f"{len(recorded['services'])} services with traces"
-    return Check("jaeger", not missing, detail + (f"; missing: {missing}" if missing else ""))
-
-
-def _check(plan: Plan, store: Store, project: Project, restored: dict[str, Any]) -> Check:
-    """What the manifest recorded of `store`, read again from its service."""
-    recorded = plan.manifest["stores"][store.name]
-    entry = project.services.get(store.service or "")
-    base = base_url(entry) if entry is not None else None
-    if base is not None and store.name == "prometheus" and "counts" in recorded:
-        return _check_prometheus(recorded, base)
-    if base is not None and store.name == "alertmanager" and "silences" in recorded:
-        return _check_alertmanager(recorded, base)
-    if base is not None and store.name == "jaeger" and "services" in recorded:
-        return _check_jaeger(recorded, base)
-    if store.name == "elasticsearch":
-        want, got = recorded["counts"]["indices"], restored.get("elasticsearch", {})
-        detail = f"{len(got)} indices, {sum(got.values())} documents"
-        return Check(
-            store.name, got == want, detail + ("" if got == want else f"; archive: {want}")
-        )
-    counted = ", ".join(f"{v} {k}" for k, v in recorded.get("counts", {}).items())
-    detail = f"{len(recorded['files'])} files restored byte for byte"
-    return Check(store.name, True, detail + (f" ({counted})" if counted else ""))
-
-
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def run(
     plan: Plan,
     project: Project,
@@ -296,5 +237,5 @@ def run(
                 )
             )
         elif store.service not in failed:
-            checks.append(_check(plan, store, project, restored))
+            checks.append(check(plan.manifest["stores"][store.name], store, project, restored))
     return checks

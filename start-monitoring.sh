@@ -111,6 +111,9 @@ Commands:
   drill [SCENARIO] [--list] [--json]
                     fire a synthetic alert through Alertmanager, or break the demo platform on
                     purpose (SCENARIO; --list names them); confirm delivery and resolution
+  backup [OPTIONS]  archive every store (Prometheus, Alertmanager, Grafana, Elasticsearch, Uptime
+                    Kuma, Jaeger, and the secrets if asked) into ./backups, with a manifest
+  restore ARCHIVE   verify an archive, put it back, check everything it holds is there again
   help [COMMAND]    this text, or a command's own (also: COMMAND --help)
 
 Environment (also read from .env; every variable is described in .env.example):
@@ -131,6 +134,8 @@ Examples:
   ./start-monitoring.sh logs revenue-exporter -f
   ./start-monitoring.sh drill
   ./start-monitoring.sh drill payment-provider-down    # a real failure, its real alert
+  ./start-monitoring.sh backup --encrypt-key ~/.ai-finance-backup.key
+  ./start-monitoring.sh restore backups/ai-finance-backup-20250101T120000Z.tar --yes
 
 Exit status: 0 success, 1 failure, 2 usage error.
 EOF
@@ -207,6 +212,39 @@ labels it expects and the receiver.
 
 Environment: DRILL_TIMEOUT, COMPOSE_PROFILES.
 Exit status: 0 delivered and resolved, 1 a step failed, 2 usage error (an unknown scenario).
+EOF
+}
+
+usage_backup() {
+	cat <<'EOF'
+Usage: ./start-monitoring.sh backup [--to DIR] [--gzip] [--encrypt-key FILE | --include-secrets]
+                                    [--only STORE,...] [--json]
+
+One archive, DIR/ai-finance-backup-<UTC time>.tar (DIR: ./backups, mode 0700; the archive 0600),
+of every store whose service runs: prometheus (paused for a hard-link snapshot of its TSDB,
+the pause printed), alertmanager (silences and notification log), grafana, uptime-kuma and
+jaeger (each paused while its files are read), elasticsearch (its snapshot API) and, with
+--encrypt-key FILE (openssl, AES-256, the passphrase the file's first line) or
+--include-secrets (plain text), ./secrets. manifest.json comes first: versions, image pins,
+every file's size and SHA-256, and what each store holds (series and samples, silences,
+documents per index, ...). A store whose service is not running is skipped and said so.
+--json prints the manifest's summary on stdout. See docs/operations.md.
+Exit status: 0 archive written, 1 failure (no archive), 2 usage error.
+EOF
+}
+usage_restore() {
+	cat <<EOF
+Usage: ./start-monitoring.sh restore ARCHIVE [--only STORE,...] [--decrypt-key FILE] [--yes]
+                                     [--json]
+
+Verifies ARCHIVE first (manifest, every file's size and SHA-256, nothing extra or missing, the
+image pins equal to this checkout's) and refuses it before touching anything. Then stages each
+store next to its volume, stops their services, puts the files in place (Elasticsearch through
+its snapshot API), starts them, waits for health (at most WAIT_TIMEOUT=${WAIT_TIMEOUT}s) and
+checks that what the manifest recorded is back, one line per store. The secrets are restored
+only with --only secrets (before the first start on a new machine: docs/operations.md).
+--yes: no question asked (needed without a terminal).
+Exit status: 0 restored and every check passed, 1 failure, 2 usage error or not confirmed.
 EOF
 }
 
@@ -327,11 +365,22 @@ cmd_drill() {
 	stack_profiles drill --timeout "${DRILL_TIMEOUT}" "${args[@]}" ${scenario:+"${scenario}"}
 }
 
+# backup and restore: the options are the Python step's, checked there (2 on misuse).
+cmd_backup() {
+	take_lock
+	stack_profiles backup "$@"
+}
+
+cmd_restore() {
+	take_lock
+	stack_profiles restore --timeout "${WAIT_TIMEOUT}" "$@"
+}
+
 main() {
 	local subcommand="${1:-help}"
 	shift $(($# > 0))
 	case "${subcommand}" in
-	start | stop | restart | status | health | logs | validate | drill)
+	start | stop | restart | status | health | logs | validate | drill | backup | restore)
 		load_settings
 		if wants_help "$@"; then
 			"usage_${subcommand}"

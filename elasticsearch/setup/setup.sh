@@ -109,7 +109,18 @@ update_existing_indices() {
 	done
 }
 
+# The snapshot repository's volume (path.repo, docs/operations.md "Backup"): Docker creates it
+# root's, Elasticsearch (uid 1000, group 0) writes it. Only where it is mounted (the compose job).
+readonly SNAPSHOTS="${SNAPSHOTS_DIR:-/snapshots}"
+own_snapshots() {
+	[[ -d ${SNAPSHOTS} ]] || return 0
+	chown 1000:0 "${SNAPSHOTS}"
+	chmod 0770 "${SNAPSHOTS}"
+	log "snapshot repository ${SNAPSHOTS}: given to uid 1000"
+}
+
 main() {
+	own_snapshots
 	[[ ${REPLICAS} =~ ^[0-9]+$ ]] || fail "ELASTICSEARCH_REPLICAS=${REPLICAS}: expected a whole number (0 on one node)"
 	local name
 	for name in elastic_password kibana_system_password "${USER_SECRETS[@]}"; do

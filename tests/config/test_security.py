@@ -14,6 +14,17 @@ import yaml
 
 from support.repo import ROOT, tracked_files
 
+# Jobs that run to completion: no healthcheck, restart policy or memory limit of their own.
+ONE_OFF_JOBS = {
+    "secrets-init",
+    "demo-setup",
+    "elasticsearch-setup",
+    "kibana-setup",
+    "kuma-setup",
+    # backup and restore's workers (profile ops)
+    "volume-worker",
+    "elastic-worker",
+}
 DATASTORES = {"demo-postgres", "demo-redis", "elasticsearch-setup", "demo-setup"}
 # Services that keep root, each for a reason written beside it in docker-compose.yml.
 ROOT_ALLOWED = {
@@ -30,6 +41,8 @@ SUPERUSER_ALLOWED = {
     "elasticsearch-setup": "creates the roles and users and sets kibana_system's password",
     # A user with the monitor cluster privilege would do; not made yet.
     "elasticsearch-exporter": "cluster health and node stats for the Elasticsearch alerts",
+    # A user with create_snapshot, manage and the indices' delete would do; not made yet.
+    "elastic-worker": "backup and restore: snapshots, and deleting the indices a restore replaces",
 }
 # Images whose own USER is non-root (or that drop root themselves: postgres, redis).
 NON_ROOT_IMAGES = {
@@ -105,13 +118,7 @@ def test_datastores_are_not_published() -> None:
 
 def test_every_long_running_service_has_a_healthcheck_memory_limit_and_log_rotation() -> None:
     for name, service in services(compose_config()).items():
-        if name in {
-            "secrets-init",
-            "demo-setup",
-            "elasticsearch-setup",
-            "kibana-setup",
-            "kuma-setup",
-        }:
+        if name in ONE_OFF_JOBS:
             continue
         assert service.get("mem_limit"), name
         assert service.get("logging", {}).get("options", {}).get("max-size"), name  # type: ignore[union-attr]

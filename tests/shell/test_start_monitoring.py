@@ -12,11 +12,25 @@ from pathlib import Path
 
 import pytest
 
+from finance_stack import pins
+from finance_stack.envfile import Settings
+from support.archives import make_archive
 from support.repo import ROOT, copy_repo
 from support.servers import free_port
 
 SCRIPT = ROOT / "start-monitoring.sh"
-COMMANDS = ("start", "stop", "restart", "status", "health", "logs", "validate", "drill")
+COMMANDS = (
+    "start",
+    "stop",
+    "restart",
+    "status",
+    "health",
+    "logs",
+    "validate",
+    "drill",
+    "backup",
+    "restore",
+)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -251,3 +265,22 @@ def test_the_script_has_no_embedded_program_and_stays_short() -> None:
     text = SCRIPT.read_text()
     assert len(text.splitlines()) < 500
     assert "python3 -c" not in text and "<<'PY'" not in text and "import " not in text
+
+
+def test_restore_refuses_a_truncated_archive_before_it_needs_the_engine(tmp_path: Path) -> None:
+    facts = pins.read(ROOT, Settings(ROOT))
+    path = make_archive(tmp_path, pins=facts.pins)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = run("restore", str(path), "--yes")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.endswith(
+        "[x] restore failed: truncated or damaged archive: it ends inside"
+        " prometheus/wal/00000001 (unexpected end of data)\n"
+    )
+
+
+def test_backup_and_restore_misuse_is_a_usage_error() -> None:
+    assert run("backup", "--bogus").returncode == 2
+    result = run("restore")
+    assert result.returncode == 2
+    assert "the following arguments are required: archive" in result.stderr

@@ -4,6 +4,7 @@ and amtool's routing test of the repository's config."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,21 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         except OSError:
             time.sleep(0.1)
     pytest.fail(f"alertmanager did not become ready:\n{log.read_text()[-3000:]}")
+
+
+def create_silence(url: str, alertname: str, hours: float = 2.0) -> str:
+    """A silence of `alertname` for `hours` through Alertmanager's API; its id."""
+    now = datetime.now(UTC)
+    body = {
+        "matchers": [{"name": "alertname", "value": alertname, "isRegex": False}],
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(hours=hours)).isoformat(),
+        "createdBy": "tests",
+        "comment": f"silence of {alertname}",
+    }
+    request = urllib.request.Request(
+        f"{url}/api/v2/silences", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        silence_id: str = json.loads(response.read())["silenceID"]
+    return silence_id

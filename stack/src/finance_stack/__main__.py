@@ -23,6 +23,9 @@ COMMANDS = {
     "status": "finance_stack.commands:cmd_status",
     "health": "finance_stack.commands:cmd_health",
     "drill": "finance_stack.drill_command:cmd_drill",
+    "backup": "finance_stack.backup_commands:cmd_backup",
+    "restore": "finance_stack.backup_commands:cmd_restore",
+    "volume-worker": "finance_stack.volume_worker",
 }
 
 

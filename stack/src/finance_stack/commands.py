@@ -27,7 +27,8 @@ def fail(message: str) -> None:
     print(f"[x] {message}", file=sys.stderr, flush=True)
 
 
-def _parser(prog: str, *flags: str) -> argparse.ArgumentParser:
+def step_parser(prog: str, *flags: str) -> argparse.ArgumentParser:
+    """A step's arguments: --root and --profiles, and `flags` as switches."""
     parser = argparse.ArgumentParser(prog=f"finance_stack {prog}")
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--profiles", required=True)
@@ -50,7 +51,7 @@ def cmd_preflight(argv: list[str]) -> int:
     """Every check of start; nothing changes when one fails. Prints, for bash's eval, the
     OTLP_ENDPOINT the services get when Jaeger runs and the user has not chosen one, and
     app-redis-exporter's address and user (never its password) when a Redis URL is set."""
-    args = _parser("preflight", "--dry-run").parse_args(argv)
+    args = step_parser("preflight", "--dry-run").parse_args(argv)
     try:
         settings = Settings(args.root)
         running = preflight.containers_running(args.root, settings)
@@ -74,7 +75,7 @@ def cmd_preflight(argv: list[str]) -> int:
 
 def cmd_pull(argv: list[str]) -> int:
     """Pull the images the project runs and does not build."""
-    parser = _parser("pull", "--dry-run")
+    parser = step_parser("pull", "--dry-run")
     args = parser.parse_args(argv)
     settings = Settings(args.root)
     try:
@@ -90,7 +91,7 @@ def cmd_pull(argv: list[str]) -> int:
 
 def cmd_targets(argv: list[str]) -> int:
     """Write prometheus/targets/ from the services the profiles run."""
-    args = _parser("targets", "--dry-run").parse_args(argv)
+    args = step_parser("targets", "--dry-run").parse_args(argv)
     settings = Settings(args.root)
     project = project_for(args.root, args.profiles, settings)
     if args.dry_run:
@@ -113,20 +114,27 @@ def _logs(root: Path, settings: Settings, service: str) -> str:
         return str(err)
 
 
+def wait_healthy(
+    root: Path, settings: Settings, project: Project, timeout_seconds: float
+) -> wait.Verdict:
+    """Wait for the project's services to be healthy (finance_stack.wait), progress on stderr."""
+    return wait.wait(
+        project,
+        poll=lambda: ps(root, settings.environ),
+        restarts=lambda containers: wait.restart_counts(containers, settings),
+        timeout_seconds=timeout_seconds,
+        progress=info,
+    )
+
+
 def cmd_wait(argv: list[str]) -> int:
     """Wait for every service to be healthy; on failure show each failed one's last log lines."""
-    parser = _parser("wait")
+    parser = step_parser("wait")
     parser.add_argument("--timeout", type=float, required=True)
     args = parser.parse_args(argv)
     settings = Settings(args.root)
     project = project_for(args.root, args.profiles, settings)
-    verdict = wait.wait(
-        project,
-        poll=lambda: ps(args.root, settings.environ),
-        restarts=lambda containers: wait.restart_counts(containers, settings),
-        timeout_seconds=args.timeout,
-        progress=info,
-    )
+    verdict = wait_healthy(args.root, settings, project, args.timeout)
     if not verdict.failed:
         return 0
     for name, why in verdict.failed.items():
@@ -138,21 +146,21 @@ def cmd_wait(argv: list[str]) -> int:
 
 def cmd_remember(argv: list[str]) -> int:
     """Keep the profiles `start` is starting, so every later command acts on the same stack."""
-    args = _parser("remember").parse_args(argv)
+    args = step_parser("remember").parse_args(argv)
     state.write(args.root, state.PROFILES_FILE, args.profiles + "\n")
     return 0
 
 
 def cmd_forget(argv: list[str]) -> int:
     """After `stop`: the next command decides its profiles afresh."""
-    args = _parser("forget").parse_args(argv)
+    args = step_parser("forget").parse_args(argv)
     state.clear(args.root)
     return 0
 
 
 def cmd_status(argv: list[str]) -> int:
     """One line per container, or --json."""
-    args = _parser("status", "--json").parse_args(argv)
+    args = step_parser("status", "--json").parse_args(argv)
     settings = Settings(args.root)
     try:
         containers = ps(args.root, settings.environ)
@@ -169,7 +177,7 @@ def cmd_status(argv: list[str]) -> int:
 
 def cmd_health(argv: list[str]) -> int:
     """Each component's own health; rc 1 if any is unhealthy."""
-    args = _parser("health", "--json").parse_args(argv)
+    args = step_parser("health", "--json").parse_args(argv)
     settings = Settings(args.root)
     try:
         project = project_for(args.root, args.profiles, settings)
@@ -184,7 +192,7 @@ def cmd_health(argv: list[str]) -> int:
 
 def cmd_urls(argv: list[str]) -> int:
     """Where everything is, once the stack is up."""
-    args = _parser("urls").parse_args(argv)
+    args = step_parser("urls").parse_args(argv)
     project = project_for(args.root, args.profiles, Settings(args.root))
     print("\n" + "\n".join(urls.lines(project)))
     return 0

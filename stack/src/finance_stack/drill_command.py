@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from finance_stack import drill
-from finance_stack.commands import _logs, _parser, fail, info, project_for
+from finance_stack.commands import _logs, fail, info, project_for, step_parser
 from finance_stack.compose import ComposeError, Project
 from finance_stack.envfile import Settings
 from finance_stack.fault_control import ComposeFaults
@@ -72,7 +72,7 @@ def render_listing(rows: list[dict[str, object]]) -> str:
 def cmd_drill(argv: list[str]) -> int:
     """Fire a synthetic alert, or break the demo platform (a scenario), and follow the alert to
     its receiver and back."""
-    parser = _parser("drill", "--json", "--list")
+    parser = step_parser("drill", "--json", "--list")
     parser.add_argument("scenario", nargs="?", default=SYNTHETIC)
     parser.add_argument("--timeout", type=float, required=True)
     args = parser.parse_args(argv)

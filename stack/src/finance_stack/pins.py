@@ -1,0 +1,60 @@
+"""The stack's version as a backup records it: the image every upstream service runs (the pins
+of docker-compose.yml, as Compose resolves them with this environment and .env), the project's
+volumes, and `git describe` when the checkout is a git one.
+
+Read with `docker compose config` over every profile (no engine needed), the one reader of the
+compose file (finance_stack.compose): a restore compares these pins with the archive's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from finance_stack.compose import run
+from finance_stack.envfile import Settings
+
+
+@dataclass(frozen=True)
+class ComposeFacts:
+    """Image per upstream service (our own images are built from the checkout), and volumes."""
+
+    pins: dict[str, str]
+    volumes: list[str]
+
+
+def read(root: Path, settings: Settings) -> ComposeFacts:
+    """The pins and volumes of the compose file, every profile included."""
+    rendered = json.loads(
+        run(root, ["config", "--format", "json"], settings.compose_environ(), all_profiles=True)
+    )
+    services = rendered.get("services") or {}
+    pins = {
+        name: str(service.get("image", ""))
+        for name, service in sorted(services.items())
+        if "build" not in service
+    }
+    return ComposeFacts(pins=pins, volumes=sorted(rendered.get("volumes") or {}))
+
+
+def stack_version(root: Path, pins: dict[str, str]) -> str:
+    """`git describe --always --dirty --tags` of the checkout, else a digest of the pins."""
+    if not (root / ".git").exists():
+        digest = hashlib.sha256(json.dumps(pins, sort_keys=True).encode()).hexdigest()
+        return f"pins-{digest[:12]}"
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return stack_version(Path("/nonexistent"), pins)

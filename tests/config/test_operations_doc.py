@@ -1,0 +1,44 @@
+"""docs/operations.md against the code it describes: the pinned versions are the compose
+file's, the volumes left out are stores.py's, the Alertmanager crash bound is the flag's."""
+
+from __future__ import annotations
+
+import re
+
+from finance_stack import stores
+from support.compose_vars import defaults, resolve
+from support.repo import ROOT
+
+DOC = (ROOT / "docs" / "operations.md").read_text()
+# Images built from this checkout: their version is the checkout's, not a pin.
+OUR_IMAGES = {"EXPORTERS_IMAGE", "STACK_IMAGE", "DEMO_IMAGE", "KUMA_SETUP_IMAGE"}
+
+
+def pins_table() -> str:
+    found = defaults((ROOT / "docker-compose.yml").read_text())
+    rows = [
+        f"| `{name}` | `{resolve(value)}` |"
+        for name, value in sorted(found.items())
+        if name.endswith("_IMAGE") and name not in OUR_IMAGES
+    ]
+    return "\n".join(["| variable | image |", "|---|---|", *rows])
+
+
+def test_the_pinned_versions_are_the_compose_files() -> None:
+    found = re.search(r"<!-- pins: begin -->\n(.*?)\n<!-- pins: end -->", DOC, re.S)
+    assert found, "docs/operations.md: no <!-- pins: begin --> ... <!-- pins: end --> section"
+    expected = pins_table()
+    assert found.group(1) == expected, f"paste into docs/operations.md:\n{expected}"
+
+
+def test_the_volumes_left_out_are_the_ones_stores_py_leaves_out() -> None:
+    section = DOC.split("| volume | why it is not in the archive |")[1].split("\n\n")[0]
+    named = set(re.findall(r"`([a-z-]+-data|[a-z-]+-checkpoints)`", section))
+    assert named == set(stores.NOT_BACKED_UP)
+
+
+def test_the_alertmanager_crash_bound_is_the_flags() -> None:
+    seconds = stores.ALERTMANAGER_MAINTENANCE_SECONDS
+    text = " ".join(DOC.split())
+    assert f"The compose file sets **{seconds}s**" in text
+    assert f"less than {seconds} seconds before it may be sent again" in text

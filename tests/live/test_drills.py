@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,18 +28,14 @@ import pytest
 import yaml
 from test_stack import (
     Stack,
-    compose_down,
+    demo_stack,
     prometheus_query,
-    run_script,
-    shorten_alertmanager_timings,
-    stack_env,
 )
 
 from finance_demo.platform.app import SERVICES
 from finance_demo.platform.faults import Faults
 from finance_stack.alert_match import notified
 from finance_stack.scenarios import SCENARIOS, Scenario
-from support.repo import copy_repo
 
 SHORT_FOR = "30s"
 # The burn alerts stay quiet below 0.1 requests per second over their long window: wait for
@@ -90,20 +85,10 @@ def _wait_for_traffic(stack: Stack) -> None:
 
 @pytest.fixture(scope="module")
 def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    project = f"aif-drills-{uuid.uuid4().hex[:8]}"
-    root = copy_repo(tmp_path_factory.mktemp("drills"))
-    shorten_alertmanager_timings(root / "alertmanager" / "alertmanager.yml")
-    shorten_scenario_for(root)
-    env = stack_env(standin_env, project)
-    started = run_script(root, env, "start", timeout=1500)
-    running = Stack(
-        root=root, project=project, env=env, start_output=started.stderr + started.stdout
-    )
-    try:
-        assert started.returncode == 0, running.start_output[-6000:]
+    with demo_stack(
+        standin_env, tmp_path_factory.mktemp("drills"), "drills", shorten_scenario_for
+    ) as running:
         yield running
-    finally:
-        compose_down(root, env)
 
 
 def _budget(scenario: Scenario) -> int:

@@ -17,7 +17,6 @@ import os
 import re
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,16 +26,13 @@ import pytest
 from test_stack import (
     Stack,
     _notified,
-    compose_down,
+    demo_stack,
     get_json,
     prometheus_query,
-    run_script,
     running_services,
-    shorten_alertmanager_timings,
-    stack_env,
 )
 
-from support.repo import ROOT, copy_repo
+from support.repo import ROOT
 
 # Alertmanager's --data.maintenance-interval in docker-compose.yml: how often it writes its
 # notification log (and silences) to its volume, so the most a crash can forget.
@@ -49,19 +45,8 @@ ONE_SHOTS = {"secrets-init", "demo-setup"}
 
 @pytest.fixture(scope="module")
 def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    project = f"aif-heal-{uuid.uuid4().hex[:8]}"
-    root = copy_repo(tmp_path_factory.mktemp("heal"))
-    shorten_alertmanager_timings(root / "alertmanager" / "alertmanager.yml")
-    env = stack_env(standin_env, project)
-    started = run_script(root, env, "start", timeout=1500)
-    running = Stack(
-        root=root, project=project, env=env, start_output=started.stderr + started.stdout
-    )
-    try:
-        assert started.returncode == 0, running.start_output[-6000:]
+    with demo_stack(standin_env, tmp_path_factory.mktemp("heal"), "heal") as running:
         yield running
-    finally:
-        compose_down(root, env)
 
 
 def crash(container: docker.models.containers.Container) -> int:

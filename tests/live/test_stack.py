@@ -8,6 +8,7 @@ so, where no registry is reachable.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -19,7 +20,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,11 +213,21 @@ def shorten_alertmanager_timings(path: Path) -> None:
     path.write_text(text)
 
 
-@pytest.fixture(scope="module")
-def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    project = f"aif-test-{uuid.uuid4().hex[:8]}"
-    root = copy_repo(tmp_path_factory.mktemp("stack"))
+@contextlib.contextmanager
+def demo_stack(
+    standin_env: dict[str, str],
+    folder: Path,
+    name: str,
+    prepare: Callable[[Path], object] | None = None,
+) -> Iterator[Stack]:
+    """The demo stack started from a copy of the repository in `folder` (project aif-NAME-…),
+    with the test copy's shorter Alertmanager timings and `prepare(root)` applied before the
+    start; brought down with its volumes afterwards."""
+    project = f"aif-{name}-{uuid.uuid4().hex[:8]}"
+    root = copy_repo(folder)
     shorten_alertmanager_timings(root / "alertmanager" / "alertmanager.yml")
+    if prepare is not None:
+        prepare(root)
     env = stack_env(standin_env, project)
     started = run_script(root, env, "start", timeout=1500)
     running = Stack(
@@ -227,6 +238,12 @@ def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         yield running
     finally:
         compose_down(root, env)
+
+
+@pytest.fixture(scope="module")
+def stack(standin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with demo_stack(standin_env, tmp_path_factory.mktemp("stack"), "test") as running:
+        yield running
 
 
 def test_start_shows_progress_and_prints_urls(stack: Stack) -> None:

@@ -4,7 +4,9 @@ the workers' command lines; what restore refuses before it touches anything."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,9 +91,18 @@ def test_a_worker_runs_as_its_volumes_owner_with_only_that_volume() -> None:
     ]  # fmt: skip
     assert argv[at:] == [
         "run", "--rm", "--no-deps", "-T", "--quiet-pull",
-        "--user", "472:0", "--volume", "grafana-data:/volume:ro",
+        "--user", "472:0", "--volume", "p_grafana-data:/volume:ro",
         "volume-worker", "volume-worker", "export", "/volume",
     ]  # fmt: skip
+    # The engine's name of project p's volume, as Compose itself names it (`run --volume` takes
+    # an engine name: the compose key alone would be a new, empty, global volume).
+    config = subprocess.run(
+        ["docker", "compose", "--project-directory", str(ROOT), "--project-name", "p",
+         "--profile", "*", "config", "--format", "json"],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={**clean_settings().compose_environ(), "PATH": os.environ["PATH"]},
+    )  # fmt: skip
+    assert json.loads(config.stdout)["volumes"]["grafana-data"]["name"] == "p_grafana-data"
     secrets = engine.worker(stores.BY_NAME["secrets"], ["stage", "/volume"], False, ("CHOWN",))
     assert secrets[secrets.index("--user") :][:6] == [
         "--user", "0:0", "--volume", f"{ROOT / 'secrets'}:/volume", "--cap-add", "CHOWN",

@@ -98,7 +98,12 @@ class ComposeEngine:
         self, store: Store, args: list[str], read_only: bool, caps: tuple[str, ...] = ()
     ) -> list[str]:
         """`compose run` of the volume worker as the store's uid, its volume at /volume."""
-        source = store.volume or str(self.root / "secrets")
+        # `compose run --volume NAME:` takes NAME as the engine's volume name, not the compose
+        # file's key: given "prometheus-data" it makes a new, empty, global volume of that name.
+        # The project's volume is <project>_<key> (the compose file names none explicitly).
+        source = (
+            f"{self.project.name}_{store.volume}" if store.volume else str(self.root / "secrets")
+        )
         mount = f"{source}:{MOUNT}{':ro' if read_only else ''}"
         added = [flag for cap in caps for flag in ("--cap-add", cap)]
         user = f"{store.uid}:{store.gid}"

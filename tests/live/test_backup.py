@@ -1,8 +1,9 @@
 """backup and restore on the live demo stack (issue 14, acceptance 1 and 2): a backup of the
-running stack, the volumes destroyed (`down -v`) and created empty again (`start`), then
-restore: Prometheus holds the same series and samples over the backed-up range, Alertmanager
-the same silences, Jaeger the same services. A truncated archive, an altered file and an
-archive of other pins are each refused with every volume unchanged.
+running stack (refused when the running images are not the checkout's pins), the volumes
+destroyed (`down -v`) and created empty again (`start`), then restore: Prometheus holds the
+same series and samples over the backed-up range, Alertmanager the same silences, Jaeger the
+same services. A truncated archive, an altered file and an archive of other pins are each
+refused with every volume unchanged.
 
 The stand-in images cover Prometheus, Alertmanager and Jaeger (profile demo,traces). Grafana,
 Elasticsearch and Uptime Kuma need their upstream images: their round trip runs where a
@@ -137,6 +138,23 @@ def test_backup_archives_the_running_stores_and_says_which_it_skipped(
     assert recorded["series"] == backed_up.counts.series > 100
     assert recorded["samples"] == backed_up.counts.samples > recorded["series"]
     assert [s["id"] for s in stores["alertmanager"]["silences"]] == [backed_up.silence]
+
+
+def test_a_backup_under_pins_the_running_stack_does_not_have_is_refused(
+    live: Live, backed_up: Backup
+) -> None:
+    """The pins changed under a running stack (a pulled checkout, an edited .env): its archive
+    would record versions that did not write its data, so the backup refuses and says why."""
+    backups = live.root / "backups"
+    before = sorted(backups.iterdir())
+    pinned = "prom/prometheus:v0.0.0-not-running"
+    result = run_script(live.root, {**live.env, "PROMETHEUS_IMAGE": pinned}, "backup")
+    assert result.returncode == 1, result.stderr[-4000:]
+    running = live.compose("ps", "--format", "{{.Image}}", "prometheus").strip()
+    assert running and running != pinned
+    assert f"prometheus runs {running}, this checkout pins {pinned}" in result.stderr
+    assert "backup refused, no archive written" in result.stderr
+    assert sorted(backups.iterdir()) == before
 
 
 def test_restore_after_the_volumes_are_destroyed_brings_everything_back(

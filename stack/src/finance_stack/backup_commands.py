@@ -55,6 +55,11 @@ def cmd_backup(argv: list[str]) -> int:
     try:
         project = project_for(args.root, args.profiles, settings)
         facts = pins.read(args.root, settings)
+        containers = ps(args.root, settings.environ)
+        drifted = pins.drift(facts.pins, [c for c in containers if c.state == "running"])
+        if drifted:
+            fail(f"backup refused, no archive written: {pins.drift_message(drifted)}")
+            return 1
         options = backup.Options(
             to=(args.to or args.root / "backups").resolve(),
             gzip=args.gzip,
@@ -65,7 +70,7 @@ def cmd_backup(argv: list[str]) -> int:
         path, manifest = backup.run(
             args.root,
             project,
-            _states(args.root, settings),
+            {c.service: c.state for c in containers},
             engine.ComposeEngine(args.root, settings, project),
             facts,
             pins.stack_version(args.root, facts.pins),

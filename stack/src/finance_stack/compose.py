@@ -250,6 +250,8 @@ class Container:
     health: str
     exit_code: int
     ports: tuple[str, ...]
+    # The image the container was created from, as the compose file named it then.
+    image: str = ""
 
 
 def parse_ps(text: str) -> list[Container]:
@@ -278,6 +280,7 @@ def parse_ps(text: str) -> list[Container]:
                     }
                 )
             ),
+            image=str(row.get("Image") or ""),
         )
         for row in sorted(rows, key=lambda r: str(r["Service"]))
     ]

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from finance_stack.compose import run
+from finance_stack.compose import Container, run
 from finance_stack.envfile import Settings
+
+# How the engine lists a container whose image tag has moved: the image id, short or whole.
+_IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,32 @@ def stack_version(root: Path, pins: dict[str, str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         pass
     return stack_version(Path("/nonexistent"), pins)
+
+
+def drift(pins: dict[str, str], containers: list[Container]) -> dict[str, tuple[str, str]]:
+    """The services whose container runs another image than the checkout pins: service ->
+    (running, pinned). Our own images (built, not pinned) and unknown services are left out,
+    and so is a container the engine names by image id: it does so when the tag it was created
+    from has since moved to another image (a re-pull of the same pin), which is not a version."""
+    return {
+        c.service: (c.image, pins[c.service])
+        for c in containers
+        if c.service in pins
+        and c.image
+        and not _IMAGE_ID.fullmatch(c.image)
+        and c.image != pins[c.service]
+    }
+
+
+def drift_message(drifted: dict[str, tuple[str, str]]) -> str:
+    """Why a backup of a stack that runs other pins than the checkout is refused, and what to do."""
+    lines = [
+        f"{name} runs {running}, this checkout pins {pinned}"
+        for name, (running, pinned) in sorted(drifted.items())
+    ]
+    return (
+        "the running stack is not at this checkout's pins: " + "; ".join(lines) + ". An archive"
+        " records the checkout's pins and restores only under them, but the data was written by"
+        " the running versions. Back up from the checkout (and .env) that started the stack,"
+        " then change the pins (docs/operations.md, Upgrade)"
+    )

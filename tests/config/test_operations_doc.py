@@ -1,9 +1,12 @@
 """docs/operations.md against the code it describes: the pinned versions are the compose
-file's, the volumes left out are stores.py's, the Alertmanager crash bound is the flag's."""
+file's, the volumes left out are stores.py's, the Alertmanager crash bound is the flag's, and
+the meta alerts are the rules' (each with its severity and runbook)."""
 
 from __future__ import annotations
 
 import re
+
+import yaml
 
 from finance_stack import stores
 from support.compose_vars import defaults, resolve
@@ -42,3 +45,24 @@ def test_the_alertmanager_crash_bound_is_the_flags() -> None:
     text = " ".join(DOC.split())
     assert f"The compose file sets **{seconds}s**" in text
     assert f"less than {seconds} seconds before it may be sent again" in text
+
+
+def _meta_rules() -> dict[str, str]:
+    """Alert -> severity of every rule labelled category: meta."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / "prometheus" / "rules").rglob("*.yml")):
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+            for rule in group["rules"]:
+                labels = rule.get("labels") or {}
+                if "alert" in rule and labels.get("category") == "meta":
+                    found[rule["alert"]] = labels["severity"]
+    return found
+
+
+def test_every_meta_alert_is_explained_with_its_severity_and_runbook() -> None:
+    section = DOC.split("## Meta alerts")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| \[(\w+)\]\(runbooks/(\w+)\.md\) \| (\w+) \|", section, re.M)
+    assert {alert: severity for alert, _, severity in rows} == _meta_rules()
+    assert len(rows) == len(_meta_rules())
+    for alert, runbook, _ in rows:
+        assert runbook == alert and (ROOT / "docs" / "runbooks" / f"{runbook}.md").is_file()

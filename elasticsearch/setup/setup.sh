@@ -29,6 +29,7 @@ declare -A USER_SECRETS=(
 	[logs_exporter]=logs_exporter_es_password
 	[logs_viewer]=logs_viewer_password
 	[kibana_setup]=kibana_setup_password
+	[elasticsearch_exporter]=elasticsearch_exporter_password
 )
 
 es() { call elastic elastic_password "$@"; }

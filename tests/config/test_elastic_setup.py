@@ -36,6 +36,7 @@ SECRET_NAMES = (
     "logs_exporter_es_password",
     "logs_viewer_password",
     "kibana_setup_password",
+    "elasticsearch_exporter_password",
 )
 # curl options of the scripts and the curl release that added each: the Elasticsearch 8.18
 # image has curl 7.68 (Ubuntu 20.04), so nothing newer may be used (--fail-with-body is 7.76).
@@ -186,6 +187,7 @@ def test_users_get_their_files_fields_and_their_secrets_password(
         "logs_exporter": "logs_exporter_es_password",
         "logs_viewer": "logs_viewer_password",
         "kibana_setup": "kibana_setup_password",
+        "elasticsearch_exporter": "elasticsearch_exporter_password",
     }
     for name, document in _files("users").items():
         body = api.body("PUT", f"/_security/user/{name}")

@@ -361,3 +361,34 @@ def test_prometheus_scrapes_logstash_and_the_index_counts(
     assert recent >= 1
     failed = 'logs_failed_logins_recent_count{service="user-management"}'
     assert _eventually("failed logins", lambda: value(failed)) >= 1
+
+
+def test_the_elasticsearch_exporter_reads_as_its_own_monitor_only_user(
+    stack: Stack, indexed: list[dict[str, Any]]
+) -> None:
+    """elasticsearch-exporter logs in as elasticsearch_exporter (cluster monitor, no index): its
+    three default collectors answer (cluster-info, cluster health, node stats), and an index
+    search is refused."""
+    user = _es(stack, "/_security/user/elasticsearch_exporter")["elasticsearch_exporter"]
+    assert user["roles"] == ["cluster_monitor_reader"]
+
+    def series(query: str) -> list[Any] | None:
+        url = stack.url(
+            "PROMETHEUS_PORT", "/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        )
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())["data"]["result"] or None
+
+    for metric in (
+        "elasticsearch_version",  # the cluster-info collector (GET /)
+        "elasticsearch_cluster_health_status",
+        "elasticsearch_filesystem_data_size_bytes",
+    ):
+        assert _eventually(metric, lambda m=metric: series(m)), metric
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        json_call(
+            stack.url("ELASTICSEARCH_PORT", f"/{indexed[0]['_index']}/_search?size=1"),
+            "elasticsearch_exporter",
+            stack.password("elasticsearch_exporter_password"),
+        )
+    assert refused.value.code == 403

@@ -72,6 +72,8 @@ GENERATED: dict[str, int] = {
     "logs_viewer_password": ELASTIC_UID,
     # kibana-setup's user (kibana_setup: imports the saved objects); it runs as uid 1000.
     "kibana_setup_password": ELASTIC_UID,
+    # The elasticsearch-exporter's user (cluster monitor); the exporter runs as uid 1000.
+    "elasticsearch_exporter_password": ELASTIC_UID,
     # Uptime Kuma's admin account (user admin), created by kuma-setup on Kuma's first run.
     "kuma_admin_password": KUMA_SETUP_UID,
 }

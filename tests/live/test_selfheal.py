@@ -167,18 +167,26 @@ def _scraped_payments(stack: Stack, after: float) -> float:
 @pytest.mark.timeout(600)
 def test_an_exporter_crash_neither_resets_nor_jumps_its_counters(stack: Stack) -> None:
     """The revenue exporter crashes; back (from its checkpoint volume), its payments counter
-    is between the final payments counted in Postgres at the crash and after the first scrape
-    that follows: neither reset (it would be below) nor counted twice (above)."""
+    never goes below what it served before the crash (a reset), never above the final payments
+    Postgres holds when it is read (a double count), and reaches the final payments Postgres
+    held at the crash. It may get there a few scrapes late: it counts a payment only once every
+    older transaction has ended (docs/data-contract.md: `high` is the snapshot xmin), so on a
+    loaded machine the first scrape after the restart can trail Postgres by a few payments."""
     before = _scraped_payments(stack, 0)
     exporter = stack.service_container("revenue-exporter")
     crashed_at = time.time()
     at_crash = _final_payments(stack)
+    assert before <= at_crash, (before, at_crash)
     seconds = back(exporter, crash(exporter), 120)
     print(f"revenue-exporter back and healthy {seconds:.1f}s after the crash")
-    after = _scraped_payments(stack, time.time())
-    ceiling = _final_payments(stack)
-    assert before <= at_crash, (before, at_crash)
-    assert at_crash <= after <= ceiling, (at_crash, after, ceiling)
+    # poll every scrape (2s), at most 120s: each scraped value against Postgres read after it
+    served: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 120
+    while not served or served[-1][0] < at_crash:
+        assert time.monotonic() < deadline, f"never reached {at_crash} at the crash: {served}"
+        scraped = _scraped_payments(stack, time.time())
+        served.append((scraped, _final_payments(stack)))
+    assert all(before <= value <= ceiling for value, ceiling in served), (before, served)
     window = f"{int(time.time() - crashed_at) + 60}s"
     resets = prometheus_query(stack, f"sum(resets(finance_payments_total[{window}]))")
     assert [s["value"][1] for s in resets] == ["0"], resets  # type: ignore[index]

@@ -114,6 +114,8 @@ Commands:
   backup [OPTIONS]  archive every store (Prometheus, Alertmanager, Grafana, Elasticsearch, Uptime
                     Kuma, Jaeger, and the secrets if asked) into ./backups, with a manifest
   restore ARCHIVE   verify an archive, put it back, check everything it holds is there again
+  upgrade [OPTIONS] after the pins changed (a new checkout, an .env edit): back up under the
+                    running versions, start at the new pins, check health; says how to roll back
   help [COMMAND]    this text, or a command's own (also: COMMAND --help)
 
 Environment (also read from .env; every variable is described in .env.example):
@@ -136,6 +138,7 @@ Examples:
   ./start-monitoring.sh drill payment-provider-down    # a real failure, its real alert
   ./start-monitoring.sh backup --encrypt-key ~/.ai-finance-backup.key
   ./start-monitoring.sh restore backups/ai-finance-backup-20250101T120000Z.tar --yes
+  git pull && ./start-monitoring.sh upgrade --encrypt-key ~/.ai-finance-backup.key
 
 Exit status: 0 success, 1 failure, 2 usage error.
 EOF
@@ -232,6 +235,23 @@ documents per index, ...). A store whose service is not running is skipped and s
 Exit status: 0 archive written, 1 failure (no archive), 2 usage error.
 EOF
 }
+usage_upgrade() {
+	cat <<EOF
+Usage: ./start-monitoring.sh upgrade [--to DIR] [--gzip] [--encrypt-key FILE | --include-secrets]
+                                     [--only STORE,...]
+
+Run it after the pins changed under the running stack (a checkout pulled, an *_IMAGE set in
+.env). Says which images change (service: running -> pinned), then backs up every store as
+backup does, recording the versions that run (the ones that wrote the data), so the archive
+restores after a rollback. Then start (pull, validate, recreate what changed, wait for health,
+at most WAIT_TIMEOUT=${WAIT_TIMEOUT}s) and health. If any step after the backup fails, it says
+how to roll back: the previous pins, start, restore ARCHIVE. Nothing changes if the backup fails.
+The archive's path is the last line on stdout. DRY_RUN=1 says what changes, and backs up nothing.
+See docs/operations.md, Upgrade.
+Exit status: 0 upgraded and healthy, 1 failure (the output says what to do), 2 usage error.
+EOF
+}
+
 usage_restore() {
 	cat <<EOF
 Usage: ./start-monitoring.sh restore ARCHIVE [--only STORE,...] [--decrypt-key FILE] [--yes]
@@ -376,11 +396,48 @@ cmd_restore() {
 	stack_profiles restore --timeout "${WAIT_TIMEOUT}" "$@"
 }
 
+# upgrade: the backup first (under the running versions); then start and health, and, if either
+# fails, the way back. An EXIT trap, so that every way start can fail (exit, die) says it.
+UPGRADE_ARCHIVE=""
+upgrade_failed() {
+	local status=$1
+	((status == 0)) && return 0
+	fail "upgrade failed after the backup (above): the stack may run a mix of old and new versions"
+	fail "to roll back: go back to the previous pins (git checkout the previous commit, or undo the .env change), then"
+	fail "  ./start-monitoring.sh start && ./start-monitoring.sh restore ${UPGRADE_ARCHIVE} --yes"
+	fail "(add --decrypt-key FILE if the archive holds encrypted secrets); docs/operations.md, Upgrade"
+}
+
+cmd_upgrade() {
+	take_lock
+	local dry status=0
+	dry="$(dry_flag)"
+	info "upgrade: back up under the running versions, then start at this checkout's pins"
+	UPGRADE_ARCHIVE="$(stack_profiles upgrade-backup ${dry:+"${dry}"} "$@")" || status=$?
+	if ((status == 2)); then
+		usage_upgrade >&2
+		exit 2
+	fi
+	((status == 0)) || die 1 "upgrade stopped before changing anything: see above"
+	if [[ ${DRY_RUN} == 1 ]]; then
+		cmd_start
+		return 0
+	fi
+	info "upgrade: archive of the versions before: ${UPGRADE_ARCHIVE}"
+	trap 'upgrade_failed $?' EXIT
+	cmd_start
+	info "upgrade: health"
+	stack_profiles health >&2 || exit 1
+	trap - EXIT
+	info "upgraded and healthy; the way back, if needed: the previous pins, start, restore ${UPGRADE_ARCHIVE}"
+	printf '%s\n' "${UPGRADE_ARCHIVE}"
+}
+
 main() {
 	local subcommand="${1:-help}"
 	shift $(($# > 0))
 	case "${subcommand}" in
-	start | stop | restart | status | health | logs | validate | drill | backup | restore)
+	start | stop | restart | status | health | logs | validate | drill | backup | restore | upgrade)
 		load_settings
 		if wants_help "$@"; then
 			"usage_${subcommand}"

@@ -66,3 +66,23 @@ def test_every_meta_alert_is_explained_with_its_severity_and_runbook() -> None:
     assert len(rows) == len(_meta_rules())
     for alert, runbook, _ in rows:
         assert runbook == alert and (ROOT / "docs" / "runbooks" / f"{runbook}.md").is_file()
+
+
+def test_the_newest_changelog_row_of_each_image_is_its_pin() -> None:
+    found = re.search(
+        r"<!-- pin changelog: begin -->\n(.*?)\n<!-- pin changelog: end -->", DOC, re.S
+    )
+    assert found, "docs/operations.md: no <!-- pin changelog: begin --> ... end --> section"
+    rows = re.findall(
+        r"^\| (\d{4}-\d\d-\d\d) \| `(\w+)` \|(?: `([^`]+)`)? \| `([^`]+)` \| [^|]+ \|$",
+        found.group(1),
+        re.M,
+    )
+    assert len(rows) == len(found.group(1).splitlines()) - 2, "a row is not in the table's form"
+    dates = [date for date, *_ in rows]
+    assert dates == sorted(dates, reverse=True), "the changelog is newest first"
+    newest: dict[str, str] = {}
+    for _, variable, _, to in rows:
+        newest.setdefault(variable, to)
+    pins = dict(line.strip("| ").split(" | ") for line in pins_table().splitlines()[2:])
+    assert newest == {name.strip("`"): image.strip("`") for name, image in pins.items()}

@@ -3,7 +3,8 @@ running stack (refused when the running images are not the checkout's pins), the
 destroyed (`down -v`) and created empty again (`start`), then restore: Prometheus holds the
 same series and samples over the backed-up range, Alertmanager the same silences, Jaeger the
 same services. A truncated archive, an altered file and an archive of other pins are each
-refused with every volume unchanged.
+refused with every volume unchanged. Then `upgrade` to a new Alertmanager pin, its rollback by
+restore, and a failed upgrade's way back.
 
 The stand-in images cover Prometheus, Alertmanager and Jaeger (profile demo,traces). Grafana,
 Elasticsearch and Uptime Kuma need their upstream images: their round trip runs where a
@@ -258,6 +259,84 @@ def test_a_damaged_or_foreign_archive_is_refused_with_every_volume_unchanged(
         assert volume_checksums(live) == before
     finally:
         live.compose("start", *running)
+
+
+def manifest_of(archive: Path) -> dict[str, Any]:
+    with tarfile.open(archive) as tar:
+        return json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+
+
+def running_image(live: Live, service: str) -> str:
+    return live.compose("ps", "--format", "{{.Image}}", service).strip()
+
+
+def silence_ids(live: Live) -> list[str]:
+    return [s["id"] for s in captures.alertmanager_silences(live.url("ALERTMANAGER_PORT"))]
+
+
+@pytest.mark.timeout(1800)
+def test_upgrade_backs_up_under_the_running_versions_and_the_rollback_restores_it(
+    live: Live,
+) -> None:
+    """A new Alertmanager pin (the stand-in under another tag, so the container is recreated
+    from a new image): upgrade says what moves, archives under the running version, recreates
+    it and keeps its data; the archive is refused under the new pin and restores under the old
+    one, after the rollback `start`."""
+    current = live.env["ALERTMANAGER_IMAGE"]
+    new = f"{current.rsplit(':', 1)[0]}:upgrade-drill"
+    live.docker("tag", current, new)
+    silence = create_silence(live.url("ALERTMANAGER_PORT"), "UpgradeDrill")
+    upgraded = {**live.env, "ALERTMANAGER_IMAGE": new}
+
+    result = run_script(live.root, upgraded, "upgrade", timeout=1700)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert f"[+] upgrade: alertmanager: {current} -> {new}\n" in result.stderr
+    archive = Path(result.stdout.strip().splitlines()[-1])
+    manifest = manifest_of(archive)
+    assert manifest["pins"]["alertmanager"] == current
+    assert manifest["stores"]["alertmanager"]["status"] == "backed-up"
+    assert silence in [s["id"] for s in manifest["stores"]["alertmanager"]["silences"]]
+    assert running_image(live, "alertmanager") == new
+    assert silence in silence_ids(live)  # the volume outlives the recreated container
+
+    refused = run_script(live.root, upgraded, "restore", str(archive), "--yes")
+    assert refused.returncode == 1
+    assert f"alertmanager: {current} in the archive, {new} here" in refused.stderr
+
+    back = live.script("start", timeout=1500)  # the rollback: the previous pins, then start
+    assert back.returncode == 0, back.stderr[-4000:]
+    assert running_image(live, "alertmanager") == current
+    restored = live.script("restore", str(archive), "--only", "alertmanager", "--yes", "--json")
+    assert restored.returncode == 0, restored.stderr[-4000:]
+    assert [c["ok"] for c in json.loads(restored.stdout)["checks"]] == [True]
+    assert silence in silence_ids(live)
+
+
+@pytest.mark.timeout(1800)
+def test_a_failed_upgrade_says_how_to_roll_back_and_that_way_back_works(live: Live) -> None:
+    """A pin whose image cannot run Alertmanager (the Debian base image under its name): start
+    fails after the backup, and the failure names the archive and the way back, which works."""
+    current = live.env["ALERTMANAGER_IMAGE"]
+    broken = f"{current.rsplit(':', 1)[0]}:upgrade-broken"
+    live.docker("tag", BASE_IMAGE, broken)
+    env = {**live.env, "ALERTMANAGER_IMAGE": broken, "WAIT_TIMEOUT": "120"}
+
+    result = run_script(live.root, env, "upgrade", timeout=1700)
+    assert result.returncode == 1, result.stderr[-6000:]
+    marker = "[+] upgrade: archive of the versions before: "
+    line = next(line for line in result.stderr.splitlines() if line.startswith(marker))
+    archive = Path(line.removeprefix(marker))
+    assert manifest_of(archive)["pins"]["alertmanager"] == current
+    assert "[x] upgrade failed after the backup (above)" in result.stderr
+    assert f"./start-monitoring.sh start && ./start-monitoring.sh restore {archive} --yes" in (
+        result.stderr
+    )
+
+    back = live.script("start", timeout=1500)
+    assert back.returncode == 0, back.stderr[-4000:]
+    assert running_image(live, "alertmanager") == current
+    health = live.script("health")
+    assert health.returncode == 0, health.stdout + health.stderr[-4000:]
 
 
 @pytest.mark.timeout(3600)

@@ -30,6 +30,7 @@ COMMANDS = (
     "drill",
     "backup",
     "restore",
+    "upgrade",
 )
 
 
@@ -171,7 +172,10 @@ def run_in(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedP
 
 
 def require_engine(result: subprocess.CompletedProcess[str]) -> None:
-    if "cannot reach the Docker engine" in result.stderr:
+    if any(
+        text in result.stderr
+        for text in ("cannot reach the Docker engine", "Cannot connect to the Docker daemon")
+    ):
         pytest.fail("the Docker engine for the live tests is not running (tests/run.sh starts it)")
 
 
@@ -242,7 +246,7 @@ def test_a_second_start_while_one_runs_is_refused(tmp_path: Path) -> None:
     with (root / ".state" / "lock").open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         (root / ".state" / "lock.pid").write_text("4242\n")
-        for command in ("start", "stop", "restart"):
+        for command in ("start", "stop", "restart", "upgrade"):
             result = run_in(root, command, env=engine_env())
             assert result.returncode == 1, result.stderr
             assert (
@@ -279,8 +283,27 @@ def test_restore_refuses_a_truncated_archive_before_it_needs_the_engine(tmp_path
     )
 
 
-def test_backup_and_restore_misuse_is_a_usage_error() -> None:
+def test_backup_restore_and_upgrade_misuse_is_a_usage_error() -> None:
     assert run("backup", "--bogus").returncode == 2
+    assert run("upgrade", "--bogus").returncode == 2
     result = run("restore")
     assert result.returncode == 2
     assert "the following arguments are required: archive" in result.stderr
+
+
+def test_upgrade_of_a_stack_that_is_not_running_backs_up_nothing_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    root = copy_repo(tmp_path / "repo")
+    env = engine_env(COMPOSE_PROJECT_NAME=f"aif-none-{os.getpid()}")
+    result = run_in(root, "upgrade", env=env)
+    require_engine(result)
+    assert result.returncode == 1, result.stderr
+    assert "[x] upgrade: the stack is not running, so there is nothing to back up" in (
+        result.stderr
+    )
+    assert result.stderr.rstrip().endswith(
+        "[x] upgrade stopped before changing anything: see above"
+    )
+    assert result.stdout == ""
+    assert not (root / "backups").exists() and not (root / "secrets").exists()

@@ -25,6 +25,7 @@ COMMANDS = {
     "drill": "finance_stack.drill_command:cmd_drill",
     "backup": "finance_stack.backup_commands:cmd_backup",
     "restore": "finance_stack.backup_commands:cmd_restore",
+    "upgrade-backup": "finance_stack.backup_commands:cmd_upgrade_backup",
     "volume-worker": "finance_stack.volume_worker",
 }
 

@@ -200,6 +200,30 @@ def _rfc3339(stamp: str) -> float:
     )
 
 
+@pytest.mark.timeout(600)
+def test_an_out_of_memory_kill_in_a_container_is_alerted_to_sre(stack: Stack) -> None:
+    """A process in the revenue exporter's container allocates past the container's mem_limit
+        (128m): the kernel OOM-kills it, node_exporter's node_vmstat_oom_kill counts it, and
+        HostOomKill fires and reaches the sre receivers. The exporter itself (the kernel picks the
+    largest process of the cgroup) stays up and healthy, not restarted."""
+    since = datetime.now(UTC).isoformat(timespec="milliseconds")
+    before = prometheus_query(stack, "max(node_vmstat_oom_kill)")
+    exporter = stack.service_container("revenue-exporter")
+    restarts = int(exporter.attrs["RestartCount"])
+    hog = exporter.exec_run(["python3", "-c", "bytearray(1 << 30)"])
+    assert hog.exit_code == 137, hog.output.decode(errors="replace")  # SIGKILL, by the kernel
+    # HostOomKill: increase over 5m > 0 for 1m, the rule interval, then group_wait.
+    deadline = time.monotonic() + 300
+    while not (sent := _firing(stack, "HostOomKill", since)) and time.monotonic() < deadline:
+        time.sleep(5)
+    assert sent and all(name.startswith("sre") for name in sent), sent
+    after = prometheus_query(stack, "max(node_vmstat_oom_kill)")
+    assert float(after[0]["value"][1]) > float(before[0]["value"][1])  # type: ignore[index]
+    exporter.reload()
+    assert exporter.attrs["State"]["Running"] and exporter.attrs["RestartCount"] == restarts
+    assert exporter.attrs["State"].get("Health", {}).get("Status") == "healthy"
+
+
 @pytest.mark.timeout(1800)
 def test_every_service_comes_back_by_itself_after_a_crash_and_is_scraped_again(
     stack: Stack,

@@ -30,6 +30,7 @@ declare -A USER_SECRETS=(
 	[logs_viewer]=logs_viewer_password
 	[kibana_setup]=kibana_setup_password
 	[elasticsearch_exporter]=elasticsearch_exporter_password
+	[elasticsearch_snapshot]=elasticsearch_snapshot_password
 )
 
 es() { call elastic elastic_password "$@"; }

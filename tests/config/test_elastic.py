@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from finance_stack import secrets
+from finance_stack import elastic_snapshot, engine, secrets
 from monitoring import elastic, generate, logs
 from monitoring.inventory import load
 from support.repo import ROOT
@@ -202,6 +202,35 @@ def test_kibana_setup_logs_in_as_kibana_setup_with_only_its_password() -> None:
         == f"{secrets.ELASTIC_UID}:{secrets.ELASTIC_UID}"
     )
     assert secrets.GENERATED["kibana_setup_password"] == secrets.ELASTIC_UID
+
+
+def test_backup_and_restore_snapshot_with_exactly_the_snapshot_privileges() -> None:
+    """The elastic-worker's role (docs/operations.md, "The workers"): the repository and snapshot
+    actions, cluster monitor, and on the log indices only monitor, refresh, read and delete;
+    tests/stack/test_elastic_snapshot.py maps each call to the privilege it needs."""
+    assert documents("users")["elasticsearch_snapshot"]["roles"] == ["snapshot_operator"]
+    role = documents("roles")["snapshot_operator"]
+    assert role["cluster"] == ["monitor", "cluster:admin/repository/*", "cluster:admin/snapshot/*"]
+    assert role["indices"] == [
+        {
+            "names": ["ai-finance-*"],
+            "privileges": ["monitor", "maintenance", "read", "delete_index"],
+        }
+    ]
+    assert "run_as" not in role and "applications" not in role
+
+
+def test_the_elastic_worker_logs_in_as_elasticsearch_snapshot_with_only_its_password() -> None:
+    assert elastic_snapshot.USER == "elasticsearch_snapshot"
+    assert engine.ELASTIC_PASSWORD_FILE == "/run/secrets/elasticsearch_snapshot_password"
+    setup = (SETUP / "setup.sh").read_text()
+    assert "\t[elasticsearch_snapshot]=elasticsearch_snapshot_password\n" in setup
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    worker = compose["services"][engine.ELASTIC_SERVICE]
+    assert worker["secrets"] == ["elasticsearch_snapshot_password"]
+    # The worker's uid owns the file (secrets are 0600).
+    assert worker["user"] == f"{secrets.ELASTIC_UID}:0"
+    assert secrets.GENERATED["elasticsearch_snapshot_password"] == secrets.ELASTIC_UID
 
 
 def test_every_user_has_known_roles_and_a_generated_mounted_secret() -> None:

@@ -12,16 +12,16 @@ import base64
 import json
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitoring import elastic
+from support.json_api import send_json, serving
 from support.repo import ROOT
 from support.servers import free_port
 
@@ -37,6 +37,7 @@ SECRET_NAMES = (
     "logs_viewer_password",
     "kibana_setup_password",
     "elasticsearch_exporter_password",
+    "elasticsearch_snapshot_password",
 )
 # curl options of the scripts and the curl release that added each: the Elasticsearch 8.18
 # image has curl 7.68 (Ubuntu 20.04), so nothing newer may be used (--fail-with-body is 7.76).
@@ -85,12 +86,7 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
             )
             path = self.path.split("?")[0]
             status, reply = api.replies.get((self.command, path), (200, {"acknowledged": True}))
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, reply)
 
         do_GET = do_PUT = do_POST = _handle
 
@@ -102,14 +98,10 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(Api("")))
-    recorder = Api(f"http://127.0.0.1:{server.server_address[1]}")
-    server.RequestHandlerClass = _handler(recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield recorder
-    server.shutdown()
-    server.server_close()
+    recorder = Api("")
+    with serving(_handler(recorder)) as url:
+        recorder.url = url
+        yield recorder
 
 
 @pytest.fixture
@@ -188,6 +180,7 @@ def test_users_get_their_files_fields_and_their_secrets_password(
         "logs_viewer": "logs_viewer_password",
         "kibana_setup": "kibana_setup_password",
         "elasticsearch_exporter": "elasticsearch_exporter_password",
+        "elasticsearch_snapshot": "elasticsearch_snapshot_password",
     }
     for name, document in _files("users").items():
         body = api.body("PUT", f"/_security/user/{name}")

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from support.exposition import Samples, fetch, parse
+from support.json_api import send_json
 from support.pins import pinned_version
 from support.repo import ROOT
 from support.servers import free_port, stop_process
@@ -71,12 +72,7 @@ class _Recorder(BaseHTTPRequestHandler):
     requests: list[dict[str, Any]]
 
     def _reply(self, status: int, document: object) -> None:
-        body = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, status, document)
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -39,8 +39,6 @@ ROOT_ALLOWED = {
 SUPERUSER_ALLOWED = {
     "elasticsearch": "the image sets the elastic password from it on a new data volume",
     "elasticsearch-setup": "creates the roles and users and sets kibana_system's password",
-    # A user with create_snapshot, manage and the indices' delete would do; not made yet.
-    "elastic-worker": "backup and restore: snapshots, and deleting the indices a restore replaces",
 }
 # Images whose own USER is non-root (or that drop root themselves: postgres, redis).
 NON_ROOT_IMAGES = {
@@ -145,6 +143,7 @@ def test_the_superuser_password_goes_only_where_it_is_needed() -> None:
     assert mounted == set(SUPERUSER_ALLOWED)
     assert "kibana-setup" not in mounted  # it imports as kibana_setup (role kibana_importer)
     assert "elasticsearch-exporter" not in mounted  # user elasticsearch_exporter (cluster monitor)
+    assert "elastic-worker" not in mounted  # user elasticsearch_snapshot (role snapshot_operator)
 
 
 def test_an_anonymous_kibana_status_shows_only_the_overall_level() -> None:

@@ -19,13 +19,14 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from uptime_kuma_api import Event, UptimeKumaApi, UptimeKumaException
+
+from support.json_api import serving
 
 VERSION = "1.23.16"
 # Events that change Kuma's state.
@@ -299,11 +300,5 @@ class _MetricsHandler(BaseHTTPRequestHandler):
 def metrics_server(kuma: FakeKuma) -> Iterator[str]:
     """Kuma's /metrics for `kuma` on a free loopback port; yields its base URL."""
     handler = type("Handler", (_MetricsHandler,), {"kuma": kuma})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url

@@ -7,7 +7,9 @@ ai-finance-* indices without the cluster state (users, roles, templates and poli
 setup job's, from the repository's files); restore by deleting the snapshot's indices (by name:
 8.x refuses wildcard deletes, action.destructive_requires_name) and `POST .../_restore`.
 Runs inside the elastic-worker container (on the compose network, as Elasticsearch's uid, with
-the elastic password's secret), so no password ever reaches the host's command line.
+its user's password secret), so no password ever reaches the host's command line. It logs in as
+USER, whose role (elasticsearch/setup/roles/snapshot_operator.json) grants each call below and
+nothing else; docs/operations.md "The workers" lists the calls and the privilege of each.
 """
 
 from __future__ import annotations
@@ -28,18 +30,34 @@ LONG_TIMEOUT_SECONDS = 3600.0
 # Index names per DELETE: the request line stays under Elasticsearch's 4 KB limit.
 DELETE_BATCH = 40
 MAX_INDICES = 10000
+# Its user (elasticsearch/setup/users/elasticsearch_snapshot.json), created by elasticsearch-setup
+# with the password of secrets/elasticsearch_snapshot_password.
+USER = "elasticsearch_snapshot"
+ROLE_FILE = "elasticsearch/setup/roles/snapshot_operator.json"
+# What a refusal means, for the message.
+_REFUSED = {
+    401: (
+        f"{USER} was refused: ./start-monitoring.sh start (its elasticsearch-setup job creates"
+        " the user and sets its password from secrets/elasticsearch_snapshot_password)"
+    ),
+    403: f"{USER} lacks a privilege for this call: see {ROLE_FILE}",
+}
 
 
 class ElasticError(RuntimeError):
     """A request failed: the method, path, HTTP status and Elasticsearch's reason."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class Client:
-    """JSON over HTTP to one Elasticsearch, as user elastic."""
+    """JSON over HTTP to one Elasticsearch, as USER."""
 
     def __init__(self, url: str, password: str) -> None:
         self.url = url.rstrip("/")
-        token = base64.b64encode(f"elastic:{password}".encode()).decode()
+        token = base64.b64encode(f"{USER}:{password}".encode()).decode()
         self._auth = f"Basic {token}"
 
     def call(
@@ -66,7 +84,9 @@ class Client:
         if status not in ok:
             reason = reply.get("error", {}) if isinstance(reply, dict) else {}
             reason = reason.get("reason", reason) if isinstance(reason, dict) else reason
-            raise ElasticError(f"{method} {path}: HTTP {status}: {reason or text[:300]}")
+            hint = f" ({_REFUSED[status]})" if status in _REFUSED else ""
+            message = f"{method} {path}: HTTP {status}: {reason or text[:300]}{hint}"
+            raise ElasticError(message, status)
         return reply
 
 
@@ -76,6 +96,8 @@ def register(client: Client) -> None:
     try:
         client.call("PUT", f"/_snapshot/{ELASTIC_REPOSITORY}", body)
     except ElasticError as err:
+        if err.status in _REFUSED:
+            raise
         raise ElasticError(
             f"{err}: is {ELASTIC_REPOSITORY_PATH} Elasticsearch's? ./start-monitoring.sh start"
             " (its elasticsearch-setup job gives the elasticsearch-snapshots volume to uid 1000)"

@@ -20,7 +20,8 @@ PROFILE = "ops"
 VOLUME_SERVICE = "volume-worker"
 ELASTIC_SERVICE = "elastic-worker"
 MOUNT = "/volume"
-ELASTIC_PASSWORD_FILE = "/run/secrets/elastic_password"
+# The elastic-worker's own user's password (elastic_snapshot.USER), not the superuser's.
+ELASTIC_PASSWORD_FILE = "/run/secrets/elasticsearch_snapshot_password"
 
 
 class EngineError(RuntimeError):

@@ -74,6 +74,9 @@ GENERATED: dict[str, int] = {
     "kibana_setup_password": ELASTIC_UID,
     # The elasticsearch-exporter's user (cluster monitor); the exporter runs as uid 1000.
     "elasticsearch_exporter_password": ELASTIC_UID,
+    # Backup and restore's user (elasticsearch_snapshot: snapshots of the log indices and their
+    # restore); the elastic-worker runs as uid 1000.
+    "elasticsearch_snapshot_password": ELASTIC_UID,
     # Uptime Kuma's admin account (user admin), created by kuma-setup on Kuma's first run.
     "kuma_admin_password": KUMA_SETUP_UID,
 }

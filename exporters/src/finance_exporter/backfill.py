@@ -289,9 +289,14 @@ class Backfill:
         self._thread = threading.Thread(target=self.run, name="backfill", daemon=True)
         self._thread.start()
 
+    def halt(self) -> None:
+        """Begin no chunk or fold from now on (the running one ends). Only sets a flag: safe in
+        a signal handler, which must not wait for the lock a /metrics request may hold."""
+        self._stop.set()
+
     def stop(self, timeout_seconds: float = 5.0) -> None:
         """Stop after the running chunk (its progress is checkpointed) and close the connection."""
-        self._stop.set()
+        self.halt()
         with self._changed:
             self._changed.notify_all()
         if self._thread is not None:

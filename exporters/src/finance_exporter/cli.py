@@ -193,6 +193,9 @@ def serve(settings: Settings) -> int:
     server = exporter.server
 
     def stop(signum: int, _frame: FrameType | None) -> None:
+        # The folds first: none begins after "stopping" (the running one ends, checkpointed).
+        if exporter.backfill is not None:
+            exporter.backfill.halt()
         logger.info("stopping", extra={"signal": signal.Signals(signum).name})
         threading.Thread(target=server.shutdown, daemon=True).start()
 
